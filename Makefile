@@ -1,0 +1,70 @@
+# Entry points for users and CI. `make demo` and `make test` install what they
+# need on a Debian or Ubuntu machine (as root), so both work on a fresh clone.
+
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -euo pipefail -c
+
+VENV        ?= .venv
+PYTHON      ?= python3
+BIN         := $(VENV)/bin
+COLLECTIONS := $(CURDIR)/build/collections
+COLLECTION  := $(COLLECTIONS)/ansible_collections/mip/federation
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PYTHONPATH := $(COLLECTIONS)
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_FORCE_COLOR ?= 0
+
+.PHONY: help deps venv collection unit lint sanity molecule test demo demo-down status bench clean
+
+help:
+	@echo "make demo       bring up the lab federation and deploy it from the pusher"
+	@echo "make demo-down  remove the lab federation"
+	@echo "make test       unit tests, ansible-lint, ansible-test sanity, Molecule"
+	@echo "make bench      benchmarks (see docs/benchmarks.md)"
+
+# Host packages and a running Docker daemon (no systemd needed).
+deps:
+	bash tests/lab/host-deps.sh
+
+$(BIN)/ansible-playbook: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(BIN)/ansible-playbook
+
+# The collection must sit at ansible_collections/mip/federation for imports
+# and for ansible-lint; a symbolic link to this checkout is enough.
+collection:
+	mkdir -p $(dir $(COLLECTION))
+	ln -sfn $(CURDIR) $(COLLECTION)
+
+unit: venv collection
+	$(BIN)/pytest -q tests/unit tests/integration
+
+lint: venv collection
+	cd $(COLLECTION) && $(BIN)/ansible-lint --offline --profile production
+
+sanity: venv
+	bash tests/sanity/run.sh
+
+molecule: venv collection deps
+	$(BIN)/molecule test -s federation
+
+test: unit lint sanity molecule
+
+demo: venv collection deps
+	bash tests/lab/demo.sh up
+
+demo-down: venv collection
+	bash tests/lab/demo.sh down
+
+status: venv collection
+	bash tests/lab/demo.sh status
+
+bench: venv collection
+	bash bench/run.sh
+
+clean:
+	rm -rf build tests/output
