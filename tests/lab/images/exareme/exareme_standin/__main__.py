@@ -1,0 +1,5 @@
+import sys
+
+from .bootstrap import main
+
+sys.exit(main())
