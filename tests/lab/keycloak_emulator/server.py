@@ -469,7 +469,7 @@ class Api:
                        for user in sorted(realm.users.values(), key=lambda user: user["username"])
                        if group["id"] in user["_groups"]]
             return 200, realm.page(members, query)
-        if rest[:3] == ["role-mappings", "clients"] and len(rest) == 3:
+        if rest[:2] == ["role-mappings", "clients"] and len(rest) == 3:
             client = realm.client(rest[2])
             mapped = group["_client_roles"].setdefault(client["id"], set())
             if method == "GET":
