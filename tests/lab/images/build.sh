@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Build the lab stand-in images: every folder next to this script that holds
-# a Dockerfile becomes mip-lab/<folder>:lab. An image is rebuilt only when
+# Build the lab stand-in images: every folder next to this script that
+# contains a Dockerfile becomes mip-lab/<folder>:lab. An image is rebuilt only when
 # its build context (file paths, modes and contents) or the ID of a base image
-# changed since it was built; the checksum is kept in the image label
+# changed since it was built. The checksum is stored in the image label
 # mip-lab.context-checksum. With --save DIR, each image is also written to
 # DIR/<folder>.tar with `docker save`, so lab nodes can `docker load` it
 # without a registry.
@@ -19,8 +19,8 @@ Usage: build.sh [--force] [--save DIR] [FOLDER...]
 
 Build mip-lab/<folder>:lab for every image folder (or only the FOLDERs given).
   --force     rebuild even when the build context has not changed
-  --save DIR  also write DIR/<folder>.tar (docker save); an archive that
-              already holds the current image is left as it is
+  --save DIR  also write DIR/<folder>.tar (docker save), except where that
+              archive already contains the current image
 USAGE
 }
 
@@ -47,7 +47,7 @@ done
 
 # Print the images named in FROM lines, leaving out `scratch` and earlier
 # build stages. NOTE: a FROM that uses an ARG is printed unexpanded, so its
-# presence check fails; no image folder here uses one.
+# presence check fails. No image folder here uses one.
 base_images() {
   awk '
     toupper($1) == "FROM" {
@@ -131,8 +131,8 @@ for name in "${selected[@]}"; do
     current=$((current + 1))
   else
     echo "Building $image (context checksum ${checksum:0:12})"
-    # The classic builder resolves FROM from the local image store; all bases
-    # were checked above, so --pull=false means no registry is contacted.
+    # The classic builder resolves FROM from the local image store. All bases
+    # were checked above, so with --pull=false no registry is contacted.
     # Newer clients print a deprecation notice for it, so the output is shown
     # only when the build fails.
     if ! output=$(DOCKER_BUILDKIT=0 docker build --quiet --pull=false --label "$label=$checksum" \
@@ -149,7 +149,7 @@ for name in "${selected[@]}"; do
     archive=$save_dir/$name.tar
     id=$(docker image inspect -f '{{.Id}}' "$image")
     if [[ -f $archive ]] && archive_holds "$archive" "$image" "$id"; then
-      echo "$archive already holds $image"
+      echo "$archive already contains $image"
     else
       docker save --output "$archive.partial" "$image"
       mv -f "$archive.partial" "$archive"
