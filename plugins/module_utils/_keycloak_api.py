@@ -22,11 +22,13 @@ except ImportError:  # pragma: no cover - Python 2 is not supported on managed n
 try:
     import keycloak
     from keycloak import KeycloakOpenIDConnection
+    from keycloak.connection import ConnectionManager
     from keycloak.exceptions import KeycloakError
     KEYCLOAK_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - depends on the node
     keycloak = None
     KeycloakOpenIDConnection = None
+    ConnectionManager = None
     KeycloakError = Exception
     KEYCLOAK_IMPORT_ERROR = exc
 
@@ -182,11 +184,14 @@ def login(connection, base_url):
         raise KeycloakApiError("login at %s failed: no token returned" % base_url)
 
 
-def _realm_exists(connection, realm):
+def _realm_exists(base_url, realm, validate_certs, timeout):
+    # A plain ConnectionManager, because KeycloakOpenIDConnection logs in
+    # before its first request, which fails at a wrong base URL.
+    probe = ConnectionManager(base_url=base_url, headers={}, timeout=timeout, verify=validate_certs)
     try:
-        response = connection.raw_get(path("realms", realm, ".well-known", "openid-configuration"))
+        response = probe.raw_get(path("realms", realm, ".well-known", "openid-configuration"))
     except KeycloakError as exc:
-        raise KeycloakApiError("cannot reach %s: %s" % (connection.server_url, exc))
+        raise KeycloakApiError("cannot reach %s: %s" % (base_url, exc))
     return response.status_code == 200
 
 
@@ -211,11 +216,12 @@ def connect(server_url, realm, auth_realm, client_id, client_secret=None, userna
                                "or auth_client_secret for a service account")
 
     for candidate in candidates:
+        if not _realm_exists(candidate, auth_realm, validate_certs, timeout):
+            continue
         connection = KeycloakOpenIDConnection(
             server_url=candidate, grant_type=grant_type, username=username, password=password,
             realm_name=auth_realm, client_id=client_id, client_secret_key=client_secret,
             verify=validate_certs, timeout=timeout)
-        if _realm_exists(connection, auth_realm):
-            login(connection, candidate)
-            return AdminApi(connection, realm, candidate)
+        login(connection, candidate)
+        return AdminApi(connection, realm, candidate)
     raise KeycloakApiError("realm %s not found at %s" % (auth_realm, " nor at ".join(candidates)))
