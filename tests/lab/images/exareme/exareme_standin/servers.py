@@ -211,7 +211,8 @@ class NodeServer(ThreadingHTTPServer):
 def start_server(settings, keystore, port, handler_class, label):
     """Start a NodeServer on a daemon thread and return it."""
     server = NodeServer((settings.bind_address, port), handler_class, settings, keystore)
-    thread = threading.Thread(target=server.serve_forever, name=label, daemon=True)
+    # A short poll interval lets shutdown() return within 0.1 s.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=label, daemon=True)
     thread.start()
     LOG.info("Serving the %s on %s:%d", label, settings.bind_address, server.server_address[1])
     return server
