@@ -82,8 +82,8 @@ options:
   data_structure:
     description:
       - The federation's data structure, as the consolidation step returns it in C(mip_data_structure).
-      - A list of C({pathology, nodes: [{node, datasets: [{code, rows}]}]}). A dataset code must be unique
-        across pathologies.
+      - "A list of C({pathology, nodes: [{node, datasets: [{code, rows}]}]}). A dataset code must be unique
+        across pathologies."
     type: list
     elements: dict
     required: true
@@ -246,26 +246,29 @@ from ansible_collections.mip.federation.plugins.module_utils._keycloak_api impor
 from ansible_collections.mip.federation.plugins.module_utils._keycloak_sync import SyncError, sync
 
 
+ARGUMENT_SPEC = dict(
+    server_url=dict(type="str", required=True),
+    detect_auth_path=dict(type="bool", default=True),
+    realm=dict(type="str", default="MIP"),
+    auth_realm=dict(type="str"),
+    auth_client_id=dict(type="str", default="realm-management"),
+    auth_client_secret=dict(type="str", no_log=True),
+    auth_username=dict(type="str"),
+    auth_password=dict(type="str", no_log=True),
+    client_id=dict(type="str", required=True),
+    redirect_uris=dict(type="list", elements="str", default=[]),
+    data_structure=dict(type="list", elements="dict", required=True),
+    prune=dict(type="bool", default=False),
+    return_client_secret=dict(type="bool", default=False, no_log=False),
+    page_size=dict(type="int", default=100),
+    validate_certs=dict(type="bool", default=True),
+    timeout=dict(type="int", default=30),
+)
+
+
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            server_url=dict(type="str", required=True),
-            detect_auth_path=dict(type="bool", default=True),
-            realm=dict(type="str", default="MIP"),
-            auth_realm=dict(type="str"),
-            auth_client_id=dict(type="str", default="realm-management"),
-            auth_client_secret=dict(type="str", no_log=True),
-            auth_username=dict(type="str"),
-            auth_password=dict(type="str", no_log=True),
-            client_id=dict(type="str", required=True),
-            redirect_uris=dict(type="list", elements="str", default=[]),
-            data_structure=dict(type="list", elements="dict", required=True),
-            prune=dict(type="bool", default=False),
-            return_client_secret=dict(type="bool", default=False, no_log=False),
-            page_size=dict(type="int", default=100),
-            validate_certs=dict(type="bool", default=True),
-            timeout=dict(type="int", default=30),
-        ),
+        argument_spec=ARGUMENT_SPEC,
         required_together=[("auth_username", "auth_password")],
         required_one_of=[("auth_username", "auth_client_secret")],
         supports_check_mode=True,
