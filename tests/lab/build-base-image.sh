@@ -2,7 +2,8 @@
 # Build the lab's node image, a Debian 13 (trixie) root file system made with
 # debootstrap and loaded with `docker import`, because no image can be pulled
 # here. The image boots systemd and runs sshd; Docker is left for the
-# collection to install. Skipped when the image already exists unless
+# collection to install. Containers must be started with stop signal
+# SIGRTMIN+3 so that systemd shuts down cleanly. Skipped when the image already exists unless
 # MIP_LAB_REBUILD=1.
 set -euo pipefail
 
@@ -59,10 +60,12 @@ chroot "$rootfs" systemctl enable lab-ssh-host-keys.service >/dev/null 2>&1
 echo 'deb http://deb.debian.org/debian trixie main' >"$rootfs/etc/apt/sources.list"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 : >"$rootfs/etc/machine-id"
+# The package lists were removed: an old time stamp makes apt modules that
+# honour a cache age fetch them again.
+touch -d @0 "$rootfs/var/lib/apt/lists"
 
 tar -C "$rootfs" -c . | docker import \
   --change 'CMD ["/sbin/init"]' \
   --change 'ENV container=docker' \
-  --change 'STOPSIGNAL SIGRTMIN+3' \
   - "$image" >/dev/null
 echo "Built lab base image $image"

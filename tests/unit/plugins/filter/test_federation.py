@@ -1,0 +1,104 @@
+from ansible_collections.mip.federation.plugins.filter.federation import (
+    federation_inventory_problems,
+    format_table,
+    is_ip_address,
+    node_id_problem,
+    swarm_node_row,
+)
+
+
+def lab_groups(**overrides):
+    groups = {
+        "pusher": ["labpusher"],
+        "master": ["labms"],
+        "ui": ["labui"],
+        "workers": ["labwk1", "labwk2"],
+    }
+    groups.update(overrides)
+    return groups
+
+
+def test_node_id_accepts_letters_and_digits():
+    assert node_id_problem("wk1") is None
+    assert node_id_problem("hospital10") is None
+
+
+def test_node_id_rejects_dash_with_hint():
+    message = node_id_problem("fed-wk1")
+    assert "'fed-wk1' is invalid" in message
+    assert "'fedwk1'" in message
+
+
+def test_node_id_rejects_upper_case_dot_underscore_and_leading_digit():
+    for name in ("Wk1", "wk.1", "wk_1", "1wk", "", "a" * 41):
+        assert node_id_problem(name) is not None, name
+
+
+def test_node_id_rejects_non_string():
+    assert "empty or not a string" in node_id_problem(None)
+
+
+def test_inventory_valid_lab_has_no_problem():
+    assert federation_inventory_problems(lab_groups(), "lab") == []
+
+
+def test_inventory_without_ui_is_valid():
+    assert federation_inventory_problems(lab_groups(ui=[]), "lab") == []
+
+
+def test_inventory_rejects_two_masters():
+    problems = federation_inventory_problems(lab_groups(master=["ms1", "ms2"]), "lab")
+    assert problems == ["inventory group 'master' has 2 hosts ['ms1', 'ms2'], expected exactly 1"]
+
+
+def test_inventory_rejects_no_worker():
+    problems = federation_inventory_problems(lab_groups(workers=[]), "lab")
+    assert problems == ["inventory group 'workers' has 0 hosts [], expected at least 1"]
+
+
+def test_inventory_rejects_host_in_two_groups():
+    problems = federation_inventory_problems(lab_groups(ui=["labwk1"]), "lab")
+    assert problems == ["host 'labwk1' is in both groups 'ui' and 'workers'; a node has one role"]
+
+
+def test_inventory_reports_invalid_worker_and_federation_name():
+    problems = federation_inventory_problems(lab_groups(workers=["wk-1"]), "My Fed")
+    assert len(problems) == 2
+    assert problems[0].startswith("mip_federation_name 'My Fed' is invalid")
+    assert problems[1].startswith("inventory host name 'wk-1' is invalid")
+    assert problems[1].endswith("(in group 'workers')")
+
+
+def test_is_ip_address_accepts_ipv4_and_ipv6():
+    assert is_ip_address("192.0.2.10")
+    assert is_ip_address("2001:db8::1")
+
+
+def test_is_ip_address_rejects_host_names():
+    assert not is_ip_address("master.example.org")
+    assert not is_ip_address("")
+
+
+def test_format_table_aligns_columns():
+    text = format_table([["labms", "manager"], ["labwk10", "worker"]], ["NODE", "ROLE"])
+    assert text.splitlines() == [
+        "NODE     ROLE",
+        "labms    manager",
+        "labwk10  worker",
+    ]
+
+
+def test_swarm_node_row_reads_leader_and_label():
+    node = {
+        "Description": {"Hostname": "ms1"},
+        "Spec": {"Role": "manager", "Availability": "active", "Labels": {"name": "labms"}},
+        "Status": {"State": "ready", "Addr": "192.0.2.11"},
+        "ManagerStatus": {"Leader": True},
+    }
+    assert swarm_node_row(node) == ["ms1", "manager", "ready", "active", "leader", "labms", "192.0.2.11"]
+
+
+def test_swarm_node_row_marks_missing_label():
+    node = {"Description": {"Hostname": "wk"}, "Spec": {"Role": "worker"}, "Status": {}}
+    assert swarm_node_row(node)[5] == "(none)"
+    assert swarm_node_row(node)[4] == ""
