@@ -27,7 +27,7 @@ def start_keystore(tmp_path, lab_processes):
 
 @pytest.fixture(scope="module")
 def shared_keystore(tmp_path_factory):
-    """One keystore process per test module, because a process start costs about half a second here."""
+    """One keystore process per test module, because a process start took about half a second on the lab host."""
     keystore = launch_keystore(tmp_path_factory.mktemp("keystore") / "keystore.log", CONSUL_BIND_INTERFACE="lo")
     yield keystore
     keystore.process.stop()
@@ -44,7 +44,7 @@ def keystore(shared_keystore):
 
 @pytest.fixture
 def start_node(tmp_path, lab_processes):
-    """Return a function that starts a node; nodes of one test share the control port.
+    """Return a function that starts a node. Nodes of one test share the control port.
 
     Sharing it lets workers find the master's /check/worker, as they do on
     port 9092 in a federation.

@@ -37,7 +37,7 @@ def free_port():
 
 
 def http(method, url, body=None, timeout=5):
-    """Send a request and return (status, body bytes, headers); HTTP errors are returned, not raised."""
+    """Send a request and return (status, body bytes, headers). HTTP errors are returned, not raised."""
     request = Request(url, data=body, method=method)
     try:
         with OPENER.open(request, timeout=timeout) as response:
@@ -119,7 +119,7 @@ class Keystore:
         return [] if status == 404 else json.loads(body.decode("utf-8"))
 
 
-def answers(url):
+def responds_ok(url):
     try:
         return http("GET", url, timeout=1)[0] == 200
     except OSError:
@@ -185,14 +185,14 @@ def make_pathology(data_folder, pathology, csv_files=None, database=None):
 
 
 def launch_keystore(log_path, **extra_env):
-    """Start a keystore on a free loopback port, wait until it answers and return it."""
+    """Start a keystore on a free loopback port, wait until it responds and return it."""
     port = free_port()
     env = dict(os.environ, CONSUL_CLIENT_LAN_ADDRESS="127.0.0.1", CONSUL_HTTP_PORT_NUMBER=str(port))
     env.update(extra_env)
     process = LabProcess("keystore", [sys.executable, "-u", str(KEYSTORE_SCRIPT)], env, log_path)
 
     keystore = Keystore(process, port)
-    answered = wait_until(lambda: answers(keystore.url + "/v1/status/leader") or process.process.poll() is not None)
+    answered = wait_until(lambda: responds_ok(keystore.url + "/v1/status/leader") or process.process.poll() is not None)
     if not answered or process.process.poll() is not None:
         process.stop()
         pytest.fail("keystore did not start; log:\n" + process.log())

@@ -196,7 +196,7 @@ def test_check_worker_calls_worker_back(federation):
 
 
 def test_check_worker_leaves_out_wrong_node(federation):
-    # wk10's port answers as wk10, so a check for wk1 there must fail.
+    # wk10's port reports node wk10, so a check for wk1 there must fail.
     query = "NODE_IP=127.0.0.1&NODE_NAME=wk1&NODE_PORT=%d" % federation.wk10.http_port
     status, answer = http_json("GET", federation.ms.control_url + "/check/worker?" + query)
     assert status == 200
@@ -206,7 +206,7 @@ def test_check_worker_leaves_out_wrong_node(federation):
 # --- start-up failures and restarts ------------------------------------------
 
 
-def test_node_exits_when_keystore_never_answers(tmp_path, start_node):
+def test_node_exits_when_keystore_unreachable(tmp_path, start_node):
     nowhere = "127.0.0.1:%d" % free_port()
     node = start_node("wk1", "worker", tmp_path, nowhere, CONSUL_CONNECTION_MAX_ATTEMPTS="3")
 
@@ -241,7 +241,7 @@ def test_dev_worker_skips_start_up_check(tmp_path, keystore, start_node):
 
     wait_for_registration(keystore, node)
     assert "Skipping the start-up check" in node.log()
-    # No master answers its probes, so the worker exits for Swarm to restart it.
+    # No master responds to its probes, so the worker exits for Swarm to restart it.
     assert node.wait(10) == 1
     assert "Master at 127.0.0.1 is unreachable" in node.log()
 

@@ -1,4 +1,4 @@
-"""The keystore stand-in answers Consul's KV, health and status API as Consul 1.8 does."""
+"""The keystore stand-in serves Consul's KV, health and status API as Consul 1.8 does."""
 
 import base64
 import json
@@ -244,6 +244,6 @@ def test_restarted_keystore_starts_empty(start_keystore):
     assert second.raw("master/ms") is None
 
 
-def test_store_is_shared_across_connections(keystore):
+def test_raw_round_trips_json_list(keystore):
     keystore.put("data/wk1/dementia", json.dumps(["edsd", "ppmi"]))
     assert json.loads(keystore.raw("data/wk1/dementia")) == ["edsd", "ppmi"]

@@ -109,8 +109,8 @@ class KeyValueStore:
     def put(self, key, value, flags=0, cas=None):
         """Store value under key and return True.
 
-        With cas, the write happens only if the key's ModifyIndex equals cas
-        (cas=0: only if the key does not exist); otherwise it returns False.
+        With cas, the write happens only if the key's ModifyIndex equals cas,
+        and cas=0 means only if the key does not exist. Otherwise it returns False.
         """
         with self._lock:
             entry = self._entries.get(key)
@@ -131,8 +131,8 @@ class KeyValueStore:
     def delete(self, key, recurse=False, cas=None):
         """Delete key, or every key under the prefix with recurse, and return True.
 
-        With cas, the key is deleted only if its ModifyIndex equals cas;
-        otherwise it returns False.
+        With cas, the key is deleted only if its ModifyIndex equals cas.
+        Otherwise it returns False.
         """
         with self._lock:
             if recurse:
@@ -183,6 +183,7 @@ class ConsulRequestHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload, separators=(",", ":")).encode("utf-8"), headers=headers)
 
     def _send_error_text(self, status, reason):
+        LOG.warning("%s %s from %s: HTTP %d: %s", self.command, self.path, self.client_address[0], status, reason)
         self._send(status, (reason + "\n").encode("utf-8"), content_type="text/plain; charset=utf-8")
 
     def _send_not_found(self, with_index=True):
@@ -190,7 +191,7 @@ class ConsulRequestHandler(BaseHTTPRequestHandler):
         self._send(404, b"", content_type="text/plain; charset=utf-8", headers=headers)
 
     def _read_body(self):
-        """Return the request body, or None after answering 413 when it is too large."""
+        """Return the request body, or None after sending 413 because it is too large."""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = self._read_chunked()
         else:
@@ -270,7 +271,7 @@ class ConsulRequestHandler(BaseHTTPRequestHandler):
         if "keys" in query:
             separator = (query.get("separator") or query.get("seperator") or [""])[0]
             keys = store.keys(key, separator)
-            # Consul answers an empty key list with 404, except for the root.
+            # Consul returns 404 for an empty key list, except at the root.
             if not keys and key:
                 self._send_not_found()
                 return

@@ -141,9 +141,9 @@ def check_in_with_master(settings, master_ip, stop):
 
 
 def watch_master(settings, master_ip, stop):
-    """Probe the master until stop is set; return False after too many failed probes in a row.
+    """Probe the master until stop is set. Return False after too many failed probes in a row.
 
-    exareme pings the master every 5 s and exits when it is unreachable; the
+    exareme pings the master every 5 s and exits when it is unreachable. The
     stand-in probes the master's /health over HTTP instead of ICMP.
     """
     url = "http://%s:%d/health" % (master_ip, settings.control_port)

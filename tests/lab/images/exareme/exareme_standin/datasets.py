@@ -37,7 +37,7 @@ def read_database_datasets(path):
     try:
         connection = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as error:
-        raise DatasetReadError("%s: cannot open: %s" % (path, error))
+        raise DatasetReadError("%s: opening the SQLite file failed: %s" % (path, error))
     try:
         rows = connection.execute("SELECT DISTINCT dataset FROM data").fetchall()
     except sqlite3.Error as error:
@@ -69,7 +69,7 @@ def read_csv_datasets(paths):
                 for row in reader:
                     _append_new(codes, seen, row.get("dataset"))
         except (OSError, UnicodeDecodeError, csv.Error) as error:
-            raise DatasetReadError("%s: cannot read as UTF-8 CSV: %s" % (path, error))
+            raise DatasetReadError("%s: reading it as a UTF-8 CSV failed: %s" % (path, error))
     return codes
 
 

@@ -17,7 +17,7 @@ _OPENER = build_opener(ProxyHandler({}))
 
 
 class KeystoreError(Exception):
-    """The keystore did not answer, or answered something other than Consul would."""
+    """A keystore request failed, or returned something Consul would not return."""
 
 
 class KeystoreClient:
@@ -67,7 +67,7 @@ class KeystoreClient:
         return body.decode("utf-8")
 
     def list_keys(self, prefix):
-        """Return the keys that start with prefix; Consul's `?keys` prefix match, so mind the trailing slash."""
+        """Return the keys that start with prefix, as Consul's `?keys` matches them, so mind the trailing slash."""
         status, body = self._request("GET", self._kv_path(prefix) + "?keys")
         if status == 404:
             return []
@@ -80,7 +80,7 @@ class KeystoreClient:
 
 
 def list_active_nodes(keystore):
-    """Return the names registered under active_workers/, sorted; the master registers there too."""
+    """Return the names registered under active_workers/, sorted. The master registers there too."""
     names = []
     for key in keystore.list_keys(ACTIVE_WORKERS_PREFIX):
         name = key[len(ACTIVE_WORKERS_PREFIX):]

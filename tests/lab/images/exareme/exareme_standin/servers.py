@@ -48,7 +48,7 @@ def load_algorithms():
 
 
 class JsonHandler(BaseHTTPRequestHandler):
-    """Request handler with JSON replies; requests are logged at DEBUG level."""
+    """Request handler with JSON replies. Requests are logged at DEBUG level, errors at WARNING."""
 
     protocol_version = "HTTP/1.1"
     server_version = "lab-exareme"
@@ -57,6 +57,8 @@ class JsonHandler(BaseHTTPRequestHandler):
         LOG.debug("%s %s", self.address_string(), format % args)
 
     def send_json(self, status, payload):
+        if status >= 400:
+            LOG.warning("%s %s from %s: HTTP %d: %s", self.command, self.path, self.client_address[0], status, payload)
         body = json.dumps(payload, indent=2).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -124,7 +126,7 @@ class MasterGatewayHandler(JsonHandler):
         elif algorithm == "HEALTH_CHECK":
             self._send_active_nodes()
         elif algorithm in known:
-            message = "The lab stand-in of exareme runs no analyses; %s is listed but not available." % algorithm
+            message = "The lab stand-in of exareme runs no analyses, so %s is listed but not available." % algorithm
             self.send_json(501, error_response(message, ERROR))
         else:
             self.send_json(400, error_response("Algorithm %s does not exist." % algorithm, USER_ERROR))

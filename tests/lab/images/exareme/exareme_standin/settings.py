@@ -101,7 +101,7 @@ def _node_ip(environ):
 
 
 def load_settings(environ):
-    """Return Settings from environ, or raise SettingsError naming the first bad variable."""
+    """Return Settings from environ, or raise SettingsError naming the first missing or invalid variable."""
     node_name = _required(environ, "NODE_NAME")
     if not NODE_NAME_PATTERN.match(node_name):
         raise SettingsError(
