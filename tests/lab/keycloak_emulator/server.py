@@ -527,6 +527,9 @@ class Handler(BaseHTTPRequestHandler):
 
     server_version = "keycloak-emulator/1"
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm on, a
+    # client's delayed ACK then adds about 40 ms to every response.
+    disable_nagle_algorithm = True
 
     def log_message(self, format, *args):  # noqa: A002 - signature fixed by BaseHTTPRequestHandler
         LOG.debug("%s %s", self.address_string(), format % args)
