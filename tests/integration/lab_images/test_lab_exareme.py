@@ -257,6 +257,20 @@ def test_worker_exits_when_master_stops(tmp_path, keystore, start_node):
     assert "is unreachable; exiting" in worker.log()
 
 
+def test_worker_survives_keystore_outage(tmp_path, start_keystore, start_node):
+    own_keystore = start_keystore()
+    master = start_node("ms", "master", tmp_path / "ms", own_keystore.address)
+    wait_for_registration(own_keystore, master)
+    worker = start_node("wk1", "worker", tmp_path / "wk1", own_keystore.address)
+    wait_for_registration(own_keystore, worker)
+
+    own_keystore.process.stop()
+    # Ten probe intervals: the master now returns 503 from /health, which still proves it is up.
+    time.sleep(1.0)
+    assert worker.process.poll() is None, worker.log()
+    assert "is unreachable" not in worker.log()
+
+
 def test_datasets_are_published_at_start_only(tmp_path, keystore, start_node):
     data = tmp_path / "wk1"
     make_pathology(data, "dementia", csv_files={"edsd.csv": "subjectcode,dataset\ns1,edsd\n"})

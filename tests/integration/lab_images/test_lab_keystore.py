@@ -2,6 +2,7 @@
 
 import base64
 import json
+from http.client import HTTPConnection
 
 from lab_support import http, http_json
 
@@ -181,6 +182,18 @@ def test_value_over_512_kib_is_rejected(keystore):
 
     status, _, _ = http("PUT", keystore.url + "/v1/kv/big", b"x" * (512 * 1024))
     assert status == 200
+
+
+def test_chunked_put_is_stored(keystore):
+    connection = HTTPConnection("127.0.0.1", keystore.port, timeout=5)
+    try:
+        connection.request("PUT", "/v1/kv/data/wk1/dementia", body=iter([b'["edsd",', b'"ppmi"]']), encode_chunked=True)
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.read() == b"true"
+    finally:
+        connection.close()
+    assert keystore.raw("data/wk1/dementia") == '["edsd","ppmi"]'
 
 
 def test_key_with_escaped_characters_round_trips(keystore):

@@ -183,34 +183,52 @@ class ConsulRequestHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload, separators=(",", ":")).encode("utf-8"), headers=headers)
 
     def _send_error_text(self, status, reason):
+        """Send a plain-text error and close the connection, since part of the request body may be unread."""
         LOG.warning("%s %s from %s: HTTP %d: %s", self.command, self.path, self.client_address[0], status, reason)
-        self._send(status, (reason + "\n").encode("utf-8"), content_type="text/plain; charset=utf-8")
+        self.close_connection = True
+        self._send(
+            status,
+            (reason + "\n").encode("utf-8"),
+            content_type="text/plain; charset=utf-8",
+            headers={"Connection": "close"},
+        )
 
     def _send_not_found(self, with_index=True):
         headers = {"X-Consul-Index": str(self.server.store.index)} if with_index else None
         self._send(404, b"", content_type="text/plain; charset=utf-8", headers=headers)
 
     def _read_body(self):
-        """Return the request body, or None after sending 413 because it is too large."""
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            body = self._read_chunked()
-        else:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_VALUE_BYTES:
-                # Drain the body so that the connection stays usable.
-                self.rfile.read(length)
-                body = None
+        """Return the request body, or None after sending 400 or 413 for an invalid or too large body."""
+        try:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                body = self._read_chunked()
             else:
-                body = self.rfile.read(length)
+                body = self._read_sized(int(self.headers.get("Content-Length") or 0))
+        except ValueError as error:
+            self._send_error_text(400, "Invalid Content-Length or chunk size: %s" % error)
+            return None
 
-        if body is None or len(body) > MAX_VALUE_BYTES:
+        if body is None:
             self._send_error_text(
                 413, "Request body too large: the maximum value size is %d bytes." % MAX_VALUE_BYTES
             )
-            return None
         return body
 
+    def _read_sized(self, length):
+        """Return length bytes of body, or None after draining a body over MAX_VALUE_BYTES."""
+        if length > MAX_VALUE_BYTES:
+            # Drain the body in pieces, so that the client gets the 413 instead of a reset.
+            remaining = length
+            while remaining > 0:
+                piece = self.rfile.read(min(remaining, 65536))
+                if not piece:
+                    break
+                remaining -= len(piece)
+            return None
+        return self.rfile.read(length)
+
     def _read_chunked(self):
+        """Return a chunked body, or None as soon as it exceeds MAX_VALUE_BYTES."""
         chunks = []
         total = 0
         while True:

@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import threading
-from urllib.error import URLError
+from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode
 from urllib.request import ProxyHandler, build_opener
 
@@ -144,7 +144,9 @@ def watch_master(settings, master_ip, stop):
     """Probe the master until stop is set. Return False after too many failed probes in a row.
 
     exareme pings the master every 5 s and exits when it is unreachable. The
-    stand-in probes the master's /health over HTTP instead of ICMP.
+    stand-in probes the master's /health over HTTP instead of ICMP, and any
+    HTTP status counts as reachable: a master that reports its keystore down
+    is still up.
     """
     url = "http://%s:%d/health" % (master_ip, settings.control_port)
     failures = 0
@@ -152,6 +154,10 @@ def watch_master(settings, master_ip, stop):
         try:
             with _OPENER.open(url, timeout=MASTER_PROBE_TIMEOUT) as response:
                 response.read()
+            failures = 0
+            continue
+        except HTTPError as error:
+            LOG.debug("Master probe %s returned HTTP %d; the master is reachable", url, error.code)
             failures = 0
             continue
         except (URLError, OSError) as error:
