@@ -4,10 +4,11 @@ Starts the KeyCloak emulator on 127.0.0.1, builds a federation of
 --datasets datasets over --workers workers, and measures on the same server:
 
 * keycloak_sync: first sync into an empty realm, then a no-op sync;
-* the baseline, in the manner of the reference keycloak_roles_sync.py:
-  delete every client role and recreate it (one GET per created role for
-  its id), then back up each group's members, delete the group, recreate it,
-  map its roles and restore the members. It runs the same way every time.
+* the baseline, which works like the reference keycloak_roles_sync.py. It
+  deletes every client role and recreates it, with one GET per created role
+  for its id. Then it backs up each group's members, deletes the group,
+  recreates it, maps its roles and restores the members. It runs the same
+  way every time.
 
 Prints request counts and the ratios baseline / keycloak_sync.
 """

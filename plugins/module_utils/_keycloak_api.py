@@ -2,10 +2,10 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """Call the KeyCloak Admin REST API through python-keycloak's raw request helpers.
 
-python-keycloak's high-level calls neither page past a server's page size nor
-give the HTTP status of a conflict, so this adapter uses the connection's
-raw_get, raw_post, raw_put and raw_delete and adds paging, one retry after a
-401 with a fresh login, and request counters.
+The adapter uses the connection's raw_get, raw_post, raw_put and raw_delete,
+which python-keycloak 5.x and 7.x share. It adds paging, one retry after a
+401 with a fresh login, and request counters, and it leaves HTTP 409 to the
+caller.
 """
 
 from __future__ import absolute_import, division, print_function

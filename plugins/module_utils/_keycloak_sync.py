@@ -42,7 +42,7 @@ ROLE_MAPPER_CLAIM = "authorities"
 
 
 class SyncError(Exception):
-    """The input or the server state prevents the sync; the message names the object."""
+    """The input or the server state prevents the sync. The message names the object."""
 
 
 # Wanted state ---------------------------------------------------------------
@@ -209,7 +209,7 @@ def read_group_mappings(api, group_id, client_uuid):
 
 
 def plan_sync(wanted, roles, groups, client_id, prune):
-    """Compare wanted and current state; return the plan of changes.
+    """Compare wanted and current state and return the plan of changes.
 
     roles and groups are as read_roles and read_groups return them (empty
     when the client does not exist yet). Composites and group mappings are
@@ -318,8 +318,8 @@ def apply_plan(api, client_id, client_uuid, plan, wanted, groups, page_size):
     updates = dict(plan["update_roles"])
     roles = None
     if plan["create_roles"] or updates:
-        # Fresh ids for composites and mappings; a role another session
-        # created meanwhile (409) is compared again like an existing one.
+        # Read the ids that composites and mappings need. A role that another
+        # session created meanwhile (409) is compared again like an existing one.
         roles = read_roles(api, client_uuid, page_size, list(wanted["roles"]))
         for name in plan["create_roles"]:
             spec = wanted["roles"][name]
@@ -452,7 +452,7 @@ def find_client(api, client_id):
 
 def sync(api, client_id, data_structure, redirect_uris=None, prune=False, return_client_secret=False,
          page_size=100, check_mode=False):
-    """Sync the client, its roles and its groups; return the module result, diff included."""
+    """Sync the client, its roles and its groups, and return the module result with its diff."""
     wanted = build_wanted(data_structure, client_id)
     result = {"changed": False, "client_id": client_id, "client_created": False, "mapper_created": False,
               "conflicts": []}

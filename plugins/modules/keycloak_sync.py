@@ -45,7 +45,7 @@ options:
     type: bool
     default: true
   realm:
-    description: Realm that holds the client, its roles and the groups.
+    description: Realm that contains the client, its roles and the groups.
     type: str
     default: MIP
   auth_realm:
@@ -68,7 +68,7 @@ options:
     description: Password of O(auth_username).
     type: str
   client_id:
-    description: Client id of the synchronised client; the federation's name by convention.
+    description: Client id of the synchronised client, by convention the federation's name.
     type: str
     required: true
   redirect_uris:
@@ -114,7 +114,7 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Reads the server and reports what would change; sends no write request.
+    details: Reads the server and reports what would change, without sending any write request.
   diff_mode:
     support: full
     details: The diff lists every role (description, composites) and group (client role mappings) that changes.

@@ -6,8 +6,7 @@ import re
 import subprocess
 import sys
 
-from conftest import REPO
-
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 PLAYBOOK = os.path.join(REPO, "playbooks", "keycloak.yml")
 
 
@@ -63,7 +62,8 @@ def test_playbook_check_run_rerun(emulator, tmp_path):
     assert set(emulator.roles("fed1")["RESEARCH_PATHOLOGY_dementia"]["composites"]) == {
         "RESEARCH_DATASET_edsd", "RESEARCH_DATASET_ppmi"}
     for secret in (emulator.admin_password, emulator.admin_client_secret):
-        assert secret not in check_output and secret not in rerun_output
+        assert secret not in check_output
+        assert secret not in rerun_output
 
 
 def test_playbook_sets_client_secret_fact_without_printing_it(emulator, tmp_path):

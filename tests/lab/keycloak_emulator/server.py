@@ -590,6 +590,9 @@ class Handler(BaseHTTPRequestHandler):
             except HttpError as error:
                 status = error.status
                 payload = error.message if isinstance(error.message, dict) else {"errorMessage": error.message}
+            except Exception:  # noqa: BLE001 - a bug in the emulator must not kill the connection silently
+                LOG.exception("%s %s failed", method, raw_path)
+                status, payload = 500, {"errorMessage": "internal emulator error"}
             realm.count(method, raw_path, is_token, status)
         self.send_json(status, payload, location)
 

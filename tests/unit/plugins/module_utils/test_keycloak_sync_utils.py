@@ -191,7 +191,8 @@ def test_plan_without_prune_lists_unwanted_only():
 
     plan = plan_sync(wanted, roles, groups, "fed1", prune=False)
 
-    assert plan["delete_roles"] == [] and plan["delete_groups"] == []
+    assert plan["delete_roles"] == []
+    assert plan["delete_groups"] == []
     assert plan["unwanted_roles"] == ["RESEARCH_DATASET_gone"]
     assert plan["unwanted_groups"] == ["FED1_RESEARCHER_gone"]
 
@@ -207,7 +208,8 @@ def test_plan_with_prune_deletes_unwanted_of_our_patterns():
 
     assert plan["delete_roles"] == ["RESEARCH_DATASET_gone"]
     assert plan["delete_groups"] == ["FED1_RESEARCHER_gone"]
-    assert plan["unwanted_roles"] == [] and plan["unwanted_groups"] == []
+    assert plan["unwanted_roles"] == []
+    assert plan["unwanted_groups"] == []
 
 
 def test_plan_fixes_group_mappings():

@@ -50,4 +50,5 @@ def test_main_requires_some_credentials(capsys):
     result = run_main(capsys, {"server_url": "http://127.0.0.1:9", "client_id": "fed1", "data_structure": []})
 
     assert result["failed"] is True
-    assert "auth_username" in result["msg"] and "auth_client_secret" in result["msg"]
+    assert "auth_username" in result["msg"]
+    assert "auth_client_secret" in result["msg"]

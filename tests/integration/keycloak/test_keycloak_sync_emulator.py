@@ -1,9 +1,11 @@
 """keycloak_sync against the KeyCloak emulator: resulting server state, changed, diff, request counts."""
 
+import time
+
 import pytest
 
 from ansible_collections.mip.federation.plugins.module_utils._keycloak_api import KeycloakApiError, connect
-from ansible_collections.mip.federation.plugins.module_utils._keycloak_sync import sync
+from ansible_collections.mip.federation.plugins.module_utils._keycloak_sync import SyncError, sync
 
 CLIENT = "fed1"
 REDIRECTS = ["https://portal.fed1.test/*"]
@@ -157,7 +159,8 @@ def test_check_mode_diff_lists_every_change(emulator):
     assert diff["after"]["roles"]["DC_ADMIN"]["description"] == "Administration of the data catalogue"
     assert "RESEARCH_DATASET_adni" not in diff["before"]["roles"]["RESEARCH_PATHOLOGY_dementia"]["composites"]
     assert "RESEARCH_DATASET_adni" in diff["after"]["roles"]["RESEARCH_PATHOLOGY_dementia"]["composites"]
-    assert diff["before"]["groups"] == {} and diff["after"]["groups"] == {}
+    assert diff["before"]["groups"] == {}
+    assert diff["after"]["groups"] == {}
     assert "RESEARCH_DATASET_adni" not in emulator.roles(CLIENT)
 
 
@@ -210,7 +213,8 @@ def test_sync_without_prune_deletes_nothing(emulator):
 
     assert set(emulator.roles(CLIENT)) == SMALL_ROLES
     assert set(emulator.groups(CLIENT)) == set(SMALL_GROUPS)
-    assert result["deleted_roles"] == [] and result["deleted_groups"] == []
+    assert result["deleted_roles"] == []
+    assert result["deleted_groups"] == []
     assert sorted(result["unwanted_roles"]) == sorted([
         "DC_CONTROL_tbi", "DC_HOSPITAL_wk2", "RESEARCH_DATASET_desd-synthdata", "RESEARCH_DATASET_dummy_tbi",
         "RESEARCH_PATHOLOGY_tbi"])
@@ -286,7 +290,6 @@ def test_short_token_lifetime_refreshes(start_emulator):
     emulator = start_emulator(token_lifetime=1)
     api = connect(emulator.url, "MIP", "MIP", emulator.admin_client_id, emulator.admin_client_secret,
                   emulator.admin_user, emulator.admin_password)
-    import time
     time.sleep(1.2)
 
     result = sync(api, CLIENT, small_federation(), redirect_uris=REDIRECTS)
@@ -387,7 +390,7 @@ def test_return_client_secret_on_request(emulator):
 
 
 def test_missing_client_without_redirect_uris_fails(emulator):
-    with pytest.raises(Exception, match="client fed1 does not exist and redirect_uris is empty"):
+    with pytest.raises(SyncError, match="client fed1 does not exist and redirect_uris is empty"):
         run_sync(emulator, small_federation(), redirect_uris=[])
 
 
