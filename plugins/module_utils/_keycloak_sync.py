@@ -489,6 +489,12 @@ def sync(api, client_id, data_structure, redirect_uris=None, prune=False, return
 
     plan = plan_sync(wanted, roles, groups, client_id, prune)
     result["diff"] = build_diff(plan, wanted, roles, groups)
+    if result["client_created"]:
+        result["diff"]["after"]["client"] = {"client_id": client_id, "redirect_uris": list(redirect_uris),
+                                             "authorities_mapper": True}
+    elif result["mapper_created"]:
+        result["diff"]["before"]["client"] = {"client_id": client_id, "authorities_mapper": False}
+        result["diff"]["after"]["client"] = {"client_id": client_id, "authorities_mapper": True}
     if client is not None and not check_mode and plan_changes(plan):
         result["conflicts"] = apply_plan(api, client_id, client["id"], plan, wanted, groups, page_size)
 

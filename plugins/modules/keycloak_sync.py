@@ -117,7 +117,8 @@ attributes:
     details: Reads the server and reports what would change, without sending any write request.
   diff_mode:
     support: full
-    details: The diff lists every role (description, composites) and group (client role mappings) that changes.
+    details: The diff lists every role (description, composites) and group (client role mappings) that changes,
+      and the client when it is created or gets the role protocol mapper.
   idempotent:
     support: full
     details: A second run with the same input sends no write request and returns C(changed=false).

@@ -131,6 +131,8 @@ def test_check_mode_on_empty_realm_writes_nothing(emulator):
 
     assert result["changed"] is True
     assert result["client_created"] is True
+    assert result["diff"]["after"]["client"] == {"client_id": CLIENT, "redirect_uris": REDIRECTS,
+                                                 "authorities_mapper": True}
     assert sorted(result["created_roles"]) == sorted(SMALL_ROLES)
     assert sorted(result["created_groups"]) == sorted(SMALL_GROUPS)
     assert emulator.stats()["writes"] == 0
@@ -373,6 +375,8 @@ def test_existing_client_gets_role_mapper(emulator):
     client = emulator.client(CLIENT)
     assert result["client_created"] is False
     assert result["mapper_created"] is True
+    assert result["diff"]["before"]["client"] == {"client_id": CLIENT, "authorities_mapper": False}
+    assert result["diff"]["after"]["client"] == {"client_id": CLIENT, "authorities_mapper": True}
     assert client["redirectUris"] == ["https://kept/*"]
     assert [mapper["config"]["claim.name"] for mapper in client["protocolMappers"]] == ["authorities"]
     assert "client_secret" not in result

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -667,6 +668,11 @@ def build_realm(args):
     return realm
 
 
+def stop_on_sigterm(signum, frame):
+    """Turn SIGTERM into KeyboardInterrupt so that main() closes the socket and logs the stop."""
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
@@ -679,6 +685,7 @@ def main(argv=None):
         with open(args.port_file + ".tmp", "w") as handle:
             handle.write(str(port))
         os.replace(args.port_file + ".tmp", args.port_file)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     LOG.info("serving realm %s on http://%s:%d%s", args.realm, args.host, port,
              "/auth" if args.legacy_auth_path else "")
     try:
