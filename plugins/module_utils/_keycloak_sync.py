@@ -305,8 +305,11 @@ def _references(roles, names, what):
     return references
 
 
-def apply_plan(api, client_id, client_uuid, plan, wanted, groups, page_size):
-    """Write the plan to the server. Return the role names that already existed on creation (HTTP 409)."""
+def apply_plan(api, client_id, client_uuid, plan, wanted, roles, groups, page_size):
+    """Write the plan to the server. Return the role names that already existed on creation (HTTP 409).
+
+    roles and groups are the state the plan was computed from.
+    """
     conflicts = []
     for name in plan["create_roles"]:
         response = api.request("POST", ["clients", client_uuid, "roles"],
@@ -316,10 +319,9 @@ def apply_plan(api, client_id, client_uuid, plan, wanted, groups, page_size):
             conflicts.append(name)
 
     updates = dict(plan["update_roles"])
-    roles = None
-    if plan["create_roles"] or updates:
-        # Read the ids that composites and mappings need. A role that another
-        # session created meanwhile (409) is compared again like an existing one.
+    if plan["create_roles"]:
+        # Read the ids of the new roles, which composites and mappings need. A role
+        # that another session created meanwhile (409) is compared like an existing one.
         roles = read_roles(api, client_uuid, page_size, list(wanted["roles"]))
         for name in plan["create_roles"]:
             spec = wanted["roles"][name]
@@ -348,8 +350,6 @@ def apply_plan(api, client_id, client_uuid, plan, wanted, groups, page_size):
                         data=_references(roles, change["remove_composites"], "composite role " + name))
 
     if plan["create_groups"] or plan["update_groups"]:
-        if roles is None:
-            roles = read_roles(api, client_uuid, page_size, [])
         apply_groups(api, client_id, client_uuid, plan, wanted, groups, roles, page_size)
 
     for name in plan["delete_groups"]:
@@ -496,7 +496,8 @@ def sync(api, client_id, data_structure, redirect_uris=None, prune=False, return
         result["diff"]["before"]["client"] = {"client_id": client_id, "authorities_mapper": False}
         result["diff"]["after"]["client"] = {"client_id": client_id, "authorities_mapper": True}
     if client is not None and not check_mode and plan_changes(plan):
-        result["conflicts"] = apply_plan(api, client_id, client["id"], plan, wanted, groups, page_size)
+        result["conflicts"] = apply_plan(api, client_id, client["id"], plan, wanted, roles, groups,
+                                         page_size)
 
     result["created_roles"] = plan["create_roles"]
     result["updated_roles"] = sorted(plan["update_roles"])

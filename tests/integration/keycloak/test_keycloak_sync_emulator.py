@@ -436,3 +436,19 @@ def test_unreachable_server_fails_clearly(emulator):
     with pytest.raises(KeycloakApiError, match="cannot reach"):
         connect(emulator.url, "MIP", "MIP", emulator.admin_client_id, emulator.admin_client_secret,
                 emulator.admin_user, emulator.admin_password, timeout=5)
+
+
+def test_description_change_sends_one_write(emulator):
+    run_sync(emulator, small_federation())
+    client_uuid = emulator.client_uuid(CLIENT)
+    emulator.admin("PUT", "clients/%s/roles/DC_CONTROL_tbi" % client_uuid, json={"description": "stale"})
+    emulator.reset_stats()
+
+    result = run_sync(emulator, small_federation())
+
+    stats = emulator.stats()
+    assert result["updated_roles"] == ["DC_CONTROL_tbi"]
+    assert stats["writes"] == 1
+    assert stats["by_method"]["PUT"] == 1
+    # The same reads as a no-op sync: nothing is read again after the write.
+    assert stats["reads"] == 8
