@@ -1,7 +1,8 @@
-"""Create the portal's databases and users, as hbpmip/create-databases does.
+"""Create the portal's databases and users from the environment that the
+MIP 7.1.0 compose file gives hbpmip/create-databases.
 
-Reads DB_HOST, DB_PORT, DB_ADMIN_USER and DB_ADMIN_PASSWORD, then, for each
-n from 1 to 9 where DB<n> is set, makes sure that the user USER<n> exists with
+Reads DB_HOST, DB_PORT, DB_ADMIN_USER and DB_ADMIN_PASSWORD. Then, for each
+n from 1 to 9 where DB<n> is set, it ensures that the user USER<n> exists with
 the password PASSWORD<n> and owns the database DB<n>. Running it again changes
 nothing but the passwords, which it sets to the given values. It waits up to
 DB_WAIT_SECONDS (default 60) for the server, and exits 0 on success.
@@ -24,8 +25,10 @@ def quote_literal(value):
 
 
 def run_psql(sql, database="postgres", capture=False):
-    """Run SQL through psql as the admin user; the SQL goes on stdin so that
-    passwords never appear in the process list."""
+    """Run SQL through psql as the admin user.
+
+    The SQL goes on stdin so that passwords never appear in the process list.
+    """
     env = dict(os.environ, PGPASSWORD=os.environ["DB_ADMIN_PASSWORD"])
     command = [
         "psql", "--no-psqlrc", "--quiet", "--tuples-only", "--no-align",

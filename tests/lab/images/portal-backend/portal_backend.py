@@ -3,8 +3,8 @@
 Serves on port 8080:
 
 - GET /services/health: whether the database named by PORTAL_DB_URL (as
-  PORTAL_DB_USER) and the exareme at EXAREME_URL answer, with the settings
-  that are not secret; HTTP 200 when both answer, 503 otherwise.
+  PORTAL_DB_USER) and the exareme at EXAREME_URL respond, with the settings
+  that are not secret. The status is 200 when both respond, else 503.
 - GET /services/datasets: the body of GET <EXAREME_URL>/mining/datasets,
   which maps node to pathology to dataset codes.
 - GET /services/algorithms: the body of GET <EXAREME_URL>/mining/algorithms.json.

@@ -11,7 +11,7 @@ database=${POSTGRES_DB:-$user}
 run_as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
 
 if [[ -z "${POSTGRES_PASSWORD:-}" ]]; then
-  echo "portal-db: POSTGRES_PASSWORD is empty; set it in the service's environment" >&2
+  echo "portal-db: POSTGRES_PASSWORD is missing; set it in the service's environment" >&2
   exit 1
 fi
 

@@ -2,8 +2,8 @@
 
 Listens on GATEWAY_PORT (default 8081) and forwards GET and POST requests to
 ENGINE_BASE_URL joined with the request path, so /health reaches
-http://portalbackend:8080/services/health. GET /gateway/health answers
-locally.
+http://portalbackend:8080/services/health. GET /gateway/health returns the
+gateway's own status without forwarding.
 """
 
 import json

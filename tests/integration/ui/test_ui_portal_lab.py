@@ -1,0 +1,412 @@
+"""The ui role deploys the portal on a lab node, idempotently and without leaking secrets.
+
+Opt-in, because it takes minutes and installs Docker inside the node from the
+Debian mirror: run with MIP_LAB_DOCKER_TESTS=1. It needs a Docker daemon and
+the base image mip-lab/debian:13 (tests/lab/build-base-image.sh); the five
+portal stand-in images are built from tests/lab/images/ when missing.
+
+The module starts one systemd node from mip-lab/debian:13 and one fake
+exareme on a bridge network of its own. It runs playbooks/ui.yml against the
+node through the community.docker.docker connection. At the end it removes
+both containers, the network and the node's Docker volume. Every
+request goes to these containers; nothing is published on the host.
+"""
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[3]
+IMAGES_FOLDER = REPOSITORY / "tests" / "lab" / "images"
+FAKE_EXAREME = Path(__file__).resolve().parent / "fake_exareme.py"
+BASE_IMAGE = "mip-lab/debian:13"
+PORTAL_IMAGES = ("portal-frontend", "portal-gateway", "portal-backend", "portal-db", "create-databases")
+PROJECT_DIR = "/opt/mip-deployment/Federation"
+DATASETS = {"wk1": {"dementia": ["edsd", "ppmi"]}, "wk2": {"tbi": ["dummy_tbi"]}}
+
+# Every capability but CAP_SYS_RESOURCE, which this host does not grant, so
+# --privileged is not an option.
+CAPABILITIES = (
+    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE "
+    "NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO "
+    "SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_TIME SYS_TTY_CONFIG MKNOD "
+    "LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM "
+    "BLOCK_SUSPEND AUDIT_READ"
+).split()
+
+# The node's /proc/sys is read-only, so Docker 26 inside it cannot switch off
+# IPv6 on container interfaces. It then fails to start containers unless
+# DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE is set.
+DOCKER_DROP_IN = "[Service]\nEnvironment=DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1\n"
+
+
+def docker_available():
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+
+
+def base_image_present():
+    return subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True,
+                          timeout=30).returncode == 0
+
+
+pytestmark = [
+    pytest.mark.skipif(os.environ.get("MIP_LAB_DOCKER_TESTS") != "1", reason="set MIP_LAB_DOCKER_TESTS=1 to run"),
+    pytest.mark.skipif(os.environ.get("MIP_LAB_DOCKER_TESTS") == "1" and not docker_available(),
+                       reason="no Docker daemon answers"),
+    pytest.mark.skipif(os.environ.get("MIP_LAB_DOCKER_TESTS") == "1" and docker_available()
+                       and not base_image_present(),
+                       reason="build the base image first: tests/lab/build-base-image.sh"),
+]
+
+
+def run(command, timeout=120, check=True, stdin=None):
+    result = subprocess.run(command, capture_output=True, text=stdin is None, timeout=timeout, stdin=stdin)
+    if check and result.returncode != 0:
+        raise AssertionError("%s failed with exit code %d: %s"
+                             % (" ".join(command), result.returncode, result.stderr))
+    return result
+
+
+def docker(*arguments, timeout=120):
+    return run(["docker"] + list(arguments), timeout=timeout).stdout.strip()
+
+
+class Lab:
+    """The node, the fake exareme and the playbook runs made against them."""
+
+    def __init__(self, prefix, folder):
+        self.prefix = prefix
+        self.folder = folder
+        self.network = prefix
+        self.node = prefix + "-ui"
+        self.master = prefix + "-master"
+        self.volume = prefix + "-docker"
+        self.node_address = None
+        self.master_address = None
+        self.secrets = {
+            "keycloak": "kc-" + secrets.token_hex(12),
+            "database_admin": "admin-" + secrets.token_hex(12),
+            "database": "portal-" + secrets.token_hex(12),
+        }
+        self.logs = []
+
+    def node_shell(self, script, timeout=120, check=True):
+        return run(["docker", "exec", self.node, "bash", "-c", script], timeout=timeout, check=check)
+
+    def address(self, container):
+        return docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container)
+
+    def write_inventory(self):
+        images = {}
+        for variable, folder in (("frontend", "portal-frontend"), ("gateway", "portal-gateway"),
+                                 ("backend", "portal-backend"), ("database", "portal-db"),
+                                 ("create_databases", "create-databases")):
+            images["ui_%s_image" % variable] = "mip-lab/" + folder
+            images["ui_%s_tag" % variable] = "lab"
+        inventory = {
+            "federation": {
+                "children": {
+                    # The KeyCloak playbook sets the client secret as a fact
+                    # on the pusher, and the role reads it from there by default.
+                    "pusher": {"hosts": {"pusher": {
+                        "ansible_connection": "local",
+                        "mip_keycloak_client_secret": self.secrets["keycloak"],
+                    }}},
+                    "master": {"hosts": {"ms": {"ansible_host": self.master_address}}},
+                    "ui": {"hosts": {"ui": {
+                        "ansible_connection": "community.docker.docker",
+                        "ansible_host": self.node,
+                        "ansible_python_interpreter": "/usr/bin/python3",
+                    }}},
+                },
+                "vars": dict(images, **{
+                    "mip_federation_name": "labfed",
+                    "ui_public_host": self.node_address,
+                    "ui_pull": "never",
+                    "ui_keycloak_host": "keycloak.lab.invalid",
+                    "ui_database_admin_password": self.secrets["database_admin"],
+                    "ui_database_password": self.secrets["database"],
+                }),
+            }
+        }
+        path = self.folder / "inventory.yml"
+        path.write_text(json.dumps(inventory, indent=2))
+        return path
+
+    def playbook(self, *arguments, expect_success=True):
+        """Run playbooks/ui.yml with -vvv, keep its output and return (exit code, output)."""
+        environment = dict(os.environ,
+                           ANSIBLE_COLLECTIONS_PATH=str(REPOSITORY / "build" / "collections"),
+                           ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+        command = [str(REPOSITORY / ".venv" / "bin" / "ansible-playbook"), "-i", str(self.inventory),
+                   str(REPOSITORY / "playbooks" / "ui.yml"), "-vvv"] + list(arguments)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment)
+        output = result.stdout + result.stderr
+        self.logs.append(output)
+        log_path = self.folder / ("playbook-%02d.log" % len(self.logs))
+        log_path.write_text(output)
+        if expect_success:
+            assert result.returncode == 0, "playbook failed, see %s:\n%s" % (log_path, output[-3000:])
+        return result.returncode, output
+
+    def service_containers(self):
+        """Return {compose service: container id} of the portal project."""
+        listing = self.node_shell("docker ps -a --filter label=com.docker.compose.project=mipfederation "
+                                  "--format '{{.Label \"com.docker.compose.service\"}} {{.ID}}'").stdout
+        return dict(line.split() for line in listing.splitlines() if line.strip())
+
+    def get(self, url, extra="", attempts=30):
+        """Return the body of a GET sent with curl inside the node, retrying while it fails."""
+        for _ in range(attempts):
+            result = self.node_shell("curl -sf --max-time 5 %s %s" % (extra, url), check=False)
+            if result.returncode == 0:
+                return result.stdout
+            time.sleep(2)
+        raise AssertionError("GET %s from the node kept failing: %s" % (url, result.stderr))
+
+
+def changed_count(output):
+    match = re.search(r"^ui\s*:\s*ok=\d+\s+changed=(\d+)", output, re.MULTILINE)
+    assert match, "no play recap for host ui in the output"
+    return int(match.group(1))
+
+
+def build_missing_images():
+    for folder in PORTAL_IMAGES:
+        image = "mip-lab/%s:lab" % folder
+        if run(["docker", "image", "inspect", image], check=False, timeout=30).returncode != 0:
+            run(["docker", "build", "--pull=false", "-q", "-t", image, str(IMAGES_FOLDER / folder)], timeout=900)
+
+
+def start_node(lab):
+    arguments = ["docker", "run", "-d", "--name", lab.node, "--hostname", "ui", "--network", lab.network,
+                 "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+                 "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--cgroupns=host",
+                 "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", lab.volume + ":/var/lib/docker",
+                 "--stop-signal", "SIGRTMIN+3"]
+    for capability in CAPABILITIES:
+        arguments += ["--cap-add", capability]
+    run(arguments + [BASE_IMAGE, "/sbin/init"])
+
+    for _ in range(60):
+        state = lab.node_shell("systemctl is-system-running", check=False).stdout.strip()
+        if state in ("running", "degraded"):
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError("systemd in %s did not finish booting: %s" % (lab.node, state))
+
+    drop_in = lab.folder / "lab-ipv6.conf"
+    drop_in.write_text(DOCKER_DROP_IN)
+    lab.node_shell("mkdir -p /etc/systemd/system/docker.service.d")
+    docker("cp", str(drop_in), lab.node + ":/etc/systemd/system/docker.service.d/lab-ipv6.conf")
+    lab.node_shell("export DEBIAN_FRONTEND=noninteractive && apt-get update -qq "
+                   "&& apt-get install -y -qq docker.io docker-compose >/dev/null "
+                   "&& systemctl daemon-reload && systemctl restart docker", timeout=900)
+
+    images = ["mip-lab/%s:lab" % folder for folder in PORTAL_IMAGES]
+    save = subprocess.Popen(["docker", "save"] + images, stdout=subprocess.PIPE)
+    try:
+        run(["docker", "exec", "-i", lab.node, "docker", "load"], stdin=save.stdout, timeout=600)
+    finally:
+        save.stdout.close()
+        save.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    lab = Lab("mip-ui-test-%s" % uuid.uuid4().hex[:8], tmp_path_factory.mktemp("ui-lab"))
+    build_missing_images()
+    docker("network", "create", "--driver", "bridge", lab.network)
+    try:
+        docker("run", "-d", "--name", lab.master, "--network", lab.network,
+               "-e", "FAKE_EXAREME_DATASETS=" + json.dumps(DATASETS),
+               "-v", "%s:/fake_exareme.py:ro" % FAKE_EXAREME,
+               "--entrypoint", "python3", BASE_IMAGE, "/fake_exareme.py")
+        start_node(lab)
+        lab.node_address = lab.address(lab.node)
+        lab.master_address = lab.address(lab.master)
+        lab.inventory = lab.write_inventory()
+
+        lab.playbook("--diff")
+        yield lab
+    finally:
+        for container in (lab.node, lab.master):
+            run(["docker", "rm", "-f", "-v", container], check=False, timeout=120)
+        run(["docker", "network", "rm", lab.network], check=False)
+        run(["docker", "volume", "rm", lab.volume], check=False)
+
+
+def test_frontend_proxies_datasets_from_master(lab):
+    body = lab.get("http://127.0.0.1/services/datasets")
+
+    assert json.loads(body) == DATASETS
+
+
+def test_frontend_serves_https_with_self_signed_certificate(lab):
+    body = lab.get("https://127.0.0.1/services/datasets", extra="-k")
+    verified = lab.node_shell("curl -s --max-time 5 https://127.0.0.1/", check=False)
+
+    assert json.loads(body) == DATASETS
+    # curl exits 60 when the peer's certificate is not signed by a trusted CA.
+    assert verified.returncode == 60
+
+
+def test_backend_reaches_database_and_exareme(lab):
+    health = json.loads(lab.get("http://127.0.0.1/services/health"))
+
+    assert health["status"] == "UP"
+    assert health["database"] == {"status": "UP", "database": "portal", "user": "portal"}
+    assert health["exareme"]["url"] == "http://%s:9090" % lab.master_address
+    assert health["authentication"] == "1"
+    assert health["keycloak"]["client_id"] == "labfed"
+    assert health["keycloak"]["client_secret_set"] is True
+    assert health["keycloak"]["ssl_required"] == "external"
+
+
+def test_only_frontend_ports_are_published(lab):
+    published = {}
+    for service, container in lab.service_containers().items():
+        bindings = lab.node_shell("docker inspect -f '{{json .HostConfig.PortBindings}}' " + container).stdout
+        published[service] = sorted(json.loads(bindings) or {})
+
+    assert published == {
+        "frontend": ["443/tcp", "80/tcp"],
+        "gateway": [],
+        "portalbackend": [],
+        "portalbackend_db": [],
+    }
+
+
+def test_environment_files_are_root_only(lab):
+    listing = lab.node_shell("stat -c '%n %a %U' " + PROJECT_DIR + "/secrets/*.env").stdout.split("\n")
+    modes = dict(line.split(" ", 1) for line in listing if line)
+
+    assert sorted(modes) == [PROJECT_DIR + "/secrets/" + name
+                             for name in ("create_dbs.env", "portalbackend.env", "portalbackend_db.env")]
+    for path, mode in modes.items():
+        assert mode == "600 root", path
+
+
+def test_compose_file_holds_no_secret(lab):
+    compose_file = lab.node_shell("cat " + PROJECT_DIR + "/docker-compose.yml").stdout
+
+    assert "mipfederation" in compose_file
+    for name, value in lab.secrets.items():
+        assert value not in compose_file, name
+
+
+def test_second_run_changes_nothing(lab):
+    before = lab.service_containers()
+
+    _, output = lab.playbook("--diff")
+
+    assert changed_count(output) == 0
+    assert lab.service_containers() == before
+
+
+def test_check_mode_reports_no_change(lab):
+    before = lab.service_containers()
+
+    _, output = lab.playbook("--check", "--diff")
+
+    assert changed_count(output) == 0
+    assert lab.service_containers() == before
+
+
+def test_check_mode_reports_pending_change(lab):
+    before = lab.service_containers()
+
+    _, output = lab.playbook("--check", "--diff", "-e", "ui_keycloak_realm=LAB")
+
+    assert changed_count(output) > 0
+    assert lab.service_containers() == before
+
+
+@pytest.mark.parametrize("variable, value, service", [
+    ("ui_keycloak_realm", "LAB", "portalbackend"),
+    ("ui_instance_name", "MIP lab", "frontend"),
+])
+def test_changed_variable_recreates_only_its_service(lab, variable, value, service):
+    before = lab.service_containers()
+
+    lab.playbook("--diff", "-e", "%s=%s" % (variable, value))
+    after_change = lab.service_containers()
+    lab.playbook("--diff")
+    after_revert = lab.service_containers()
+
+    assert sorted(name for name in before if before[name] != after_change[name]) == [service]
+    assert sorted(name for name in before if after_change[name] != after_revert[name]) == [service]
+
+
+def test_changed_database_password_reaches_backend(lab):
+    new_password = "portal-" + secrets.token_hex(12)
+    lab.secrets["database_changed"] = new_password
+    before = lab.service_containers()
+
+    lab.playbook("--diff", "-e", "ui_database_password=" + new_password)
+    health = json.loads(lab.get("http://127.0.0.1/services/health"))
+    lab.playbook("--diff")
+    health_after_revert = json.loads(lab.get("http://127.0.0.1/services/health"))
+
+    assert health["database"]["status"] == "UP"
+    assert health_after_revert["database"]["status"] == "UP"
+    assert lab.service_containers()["portalbackend_db"] == before["portalbackend_db"]
+
+
+def test_database_survives_recreation(lab):
+    psql = ("docker compose -p mipfederation --project-directory %s exec -T portalbackend_db "
+            "psql --username=postgres --port=5433 --dbname=portal --tuples-only --no-align --command "
+            % PROJECT_DIR)
+    lab.node_shell(psql + "\"CREATE TABLE IF NOT EXISTS lab_marker (note text); "
+                          "INSERT INTO lab_marker VALUES ('kept');\"")
+    before = lab.service_containers()["portalbackend_db"]
+
+    lab.node_shell("cd %s && docker compose -p mipfederation up -d --force-recreate --no-deps portalbackend_db"
+                   % PROJECT_DIR)
+    for _ in range(30):
+        result = lab.node_shell(psql + "\"SELECT note FROM lab_marker;\"", check=False)
+        if result.returncode == 0:
+            break
+        time.sleep(2)
+
+    assert lab.service_containers()["portalbackend_db"] != before
+    assert result.stdout.split() == ["kept"]
+
+
+@pytest.mark.parametrize("extra_vars, variable", [
+    ({"ui_public_host": "127.0.0.1"}, "ui_public_host"),
+    ({"ui_public_host": "localhost:8080"}, "ui_public_host"),
+    ({"ui_exareme_address": "master.lab.invalid"}, "ui_exareme_address"),
+    ({"ui_keycloak_client_secret": ""}, "ui_keycloak_client_secret"),
+    ({"ui_database_password": ""}, "ui_database_password"),
+    ({"ui_tls_mode": "files"}, "ui_tls_mode"),
+])
+def test_invalid_setting_fails_before_any_change(lab, extra_vars, variable):
+    compose_before = lab.node_shell("sha256sum %s/docker-compose.yml" % PROJECT_DIR).stdout
+
+    code, output = lab.playbook("-e", json.dumps(extra_vars), expect_success=False)
+
+    assert code != 0
+    assert re.search(r"fatal: \[ui\].*%s" % variable, output, re.DOTALL)
+    assert changed_count(output) == 0
+    assert lab.node_shell("sha256sum %s/docker-compose.yml" % PROJECT_DIR).stdout == compose_before
+
+
+def test_verbose_output_hides_secrets(lab):
+    assert len(lab.logs) >= 3
+    # -vvv output includes the module results, so the check below searches real output.
+    assert any("mipfederation-portalbackend-1" in log for log in lab.logs)
+    for log in lab.logs:
+        for name, value in lab.secrets.items():
+            assert value not in log, name
