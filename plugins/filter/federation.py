@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import json
 import re
 
 
@@ -98,6 +100,122 @@ def format_table(rows, headers):
     return "\n".join(lines)
 
 
+def overlapping_networks(subnet, hostvars, hosts):
+    """List the networks of HOSTS (from their facts) that overlap SUBNET."""
+    wanted = ipaddress.ip_network(subnet, strict=False)
+    clashes = []
+    for host in hosts:
+        facts = hostvars[host].get("ansible_facts", {})
+        for interface in facts.get("interfaces", []):
+            details = facts.get(interface.replace("-", "_"), {})
+            for address in [details.get("ipv4")] + list(details.get("ipv4_secondaries", [])):
+                if not address or "network" not in address:
+                    continue
+                network = ipaddress.ip_network("%s/%s" % (address["network"], address["netmask"]), strict=False)
+                # Docker's own overlay and bridge interfaces do not count.
+                if network.overlaps(wanted) and not interface.startswith(("veth", "docker", "br-", "vx-", "ov-")):
+                    clashes.append("%s on %s (%s)" % (network, host, interface))
+    return clashes
+
+
+def _task_node(task, nodes_by_id):
+    node = nodes_by_id.get(task.get("NodeID", ""), {})
+    labels = (node.get("Spec") or {}).get("Labels") or {}
+    return labels.get("name") or (node.get("Description") or {}).get("Hostname") or "no node"
+
+
+def service_problems(swarm_info, expected_services, failures_before_giving_up=3):
+    """Sort the EXPECTED_SERVICES that run no task into pending and failing.
+
+    SWARM_INFO is the result of docker_swarm_info with nodes, services and
+    tasks in verbose output. A service is failing once its latest
+    FAILURES_BEFORE_GIVING_UP tasks all failed or were rejected (for example
+    when its image is missing on the node), or when its constraint matches no
+    node, because waiting longer would not help. Each message names the service, the node and the
+    reason Docker gives.
+    """
+    services = {(service.get("Spec") or {}).get("Name"): service for service in swarm_info.get("services") or []}
+    nodes_by_id = {node.get("ID"): node for node in swarm_info.get("nodes") or []}
+    tasks = swarm_info.get("tasks") or []
+    pending, failing = [], []
+    for name in expected_services:
+        service = services.get(name)
+        if service is None:
+            pending.append("service %s does not exist" % name)
+            continue
+        own_tasks = sorted(
+            (task for task in tasks if task.get("ServiceID") == service.get("ID")),
+            key=lambda task: task.get("CreatedAt", ""),
+        )
+        if any((task.get("Status") or {}).get("State") == "running" and task.get("DesiredState") == "running"
+               for task in own_tasks):
+            continue
+        if not own_tasks:
+            pending.append("service %s has no task yet" % name)
+            continue
+        latest = own_tasks[-1]
+        status = latest.get("Status") or {}
+        reason = status.get("Err") or status.get("Message") or "no reason given"
+        message = "service %s on node %s: task %s: %s" % (
+            name, _task_node(latest, nodes_by_id), status.get("State", "unknown"), reason)
+        trailing_failures = 0
+        for earlier in reversed(own_tasks):
+            if (earlier.get("Status") or {}).get("State") not in ("failed", "rejected"):
+                break
+            trailing_failures += 1
+        unschedulable = status.get("State") == "pending" and "no suitable node" in reason
+        if trailing_failures >= failures_before_giving_up or unschedulable:
+            failing.append(message)
+        else:
+            pending.append(message)
+    return {"pending": pending, "failing": failing}
+
+
+def published_datasets(kv_entries):
+    """Turn the keystore's data/<node>/<pathology> entries into {node: {pathology: [datasets]}}."""
+    published = {}
+    for entry in kv_entries or []:
+        parts = entry.get("Key", "").split("/")
+        if len(parts) != 3 or parts[0] != "data" or not parts[1] or not parts[2]:
+            continue
+        value = entry.get("Value") or ""
+        try:
+            datasets = json.loads(base64.b64decode(value).decode("utf-8")) if value else []
+        except ValueError:
+            datasets = ["(unreadable value)"]
+        published.setdefault(parts[1], {})[parts[2]] = sorted(datasets) if isinstance(datasets, list) else datasets
+    return published
+
+
+def service_rows(swarm_info):
+    """Return status table rows (service, node, running/desired, image) for every service."""
+    nodes_by_id = {node.get("ID"): node for node in swarm_info.get("nodes") or []}
+    rows = []
+    for service in swarm_info.get("services") or []:
+        spec = service.get("Spec") or {}
+        replicated = (spec.get("Mode") or {}).get("Replicated")
+        desired = replicated.get("Replicas", 0) if replicated else "global"
+        running_tasks = [
+            task for task in swarm_info.get("tasks") or []
+            if task.get("ServiceID") == service.get("ID")
+            and (task.get("Status") or {}).get("State") == "running" and task.get("DesiredState") == "running"
+        ]
+        nodes = sorted({_task_node(task, nodes_by_id) for task in running_tasks}) or ["-"]
+        image = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image", "")
+        rows.append([spec.get("Name", ""), ",".join(nodes), "%d/%s" % (len(running_tasks), desired), image.split("@")[0]])
+    return sorted(rows)
+
+
+def dataset_rows(published):
+    """Return status table rows (node, pathology, datasets) from published_datasets' result."""
+    rows = []
+    for node in sorted(published):
+        for pathology in sorted(published[node]):
+            datasets = published[node][pathology]
+            rows.append([node, pathology, ", ".join(datasets) if isinstance(datasets, list) else str(datasets)])
+    return rows
+
+
 class FilterModule:
     """Filters of mip.federation."""
 
@@ -108,4 +226,9 @@ class FilterModule:
             "is_ip_address": is_ip_address,
             "swarm_node_row": swarm_node_row,
             "format_table": format_table,
+            "overlapping_networks": overlapping_networks,
+            "service_problems": service_problems,
+            "published_datasets": published_datasets,
+            "service_rows": service_rows,
+            "dataset_rows": dataset_rows,
         }

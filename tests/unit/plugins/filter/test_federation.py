@@ -3,6 +3,9 @@ from ansible_collections.mip.federation.plugins.filter.federation import (
     format_table,
     is_ip_address,
     node_id_problem,
+    overlapping_networks,
+    published_datasets,
+    service_problems,
     swarm_node_row,
 )
 
@@ -102,3 +105,84 @@ def test_swarm_node_row_marks_missing_label():
     node = {"Description": {"Hostname": "wk"}, "Spec": {"Role": "worker"}, "Status": {}}
     assert swarm_node_row(node)[5] == "(none)"
     assert swarm_node_row(node)[4] == ""
+
+
+def facts_with_network(network, netmask, interface="eth0"):
+    return {"ansible_facts": {"interfaces": [interface], interface: {"ipv4": {"network": network, "netmask": netmask}}}}
+
+
+def test_overlapping_networks_reports_node_network():
+    hostvars = {"ms": facts_with_network("10.20.0.0", "255.255.0.0"), "wk1": facts_with_network("192.0.2.0", "255.255.255.0")}
+    assert overlapping_networks("10.20.30.0/24", hostvars, ["ms", "wk1"]) == ["10.20.0.0/16 on ms (eth0)"]
+
+
+def test_overlapping_networks_ignores_docker_interfaces_and_free_ranges():
+    hostvars = {"ms": facts_with_network("10.20.30.0", "255.255.255.0", interface="docker_gwbridge")}
+    hostvars["ms"]["ansible_facts"]["interfaces"] = ["docker_gwbridge"]
+    assert overlapping_networks("10.20.30.0/24", hostvars, ["ms"]) == []
+    assert overlapping_networks("10.99.0.0/24", {"wk": facts_with_network("192.0.2.0", "255.255.255.0")}, ["wk"]) == []
+
+
+def swarm_state(tasks):
+    return {
+        "nodes": [{"ID": "n1", "Spec": {"Labels": {"name": "wk1"}}, "Description": {"Hostname": "host1"}}],
+        "services": [{"ID": "s1", "Spec": {"Name": "wk1_exareme"}}],
+        "tasks": tasks,
+    }
+
+
+def task(state, created, error=None, node="n1", desired="running"):
+    status = {"State": state}
+    if error:
+        status["Err"] = error
+    return {"ServiceID": "s1", "NodeID": node, "DesiredState": desired, "CreatedAt": created, "Status": status}
+
+
+def test_service_problems_none_when_task_runs():
+    report = service_problems(swarm_state([task("rejected", "1", "x"), task("running", "2")]), ["wk1_exareme"])
+    assert report == {"pending": [], "failing": []}
+
+
+def test_service_problems_missing_service_is_pending():
+    report = service_problems(swarm_state([]), ["wk2_exareme"])
+    assert report["pending"] == ["service wk2_exareme does not exist"]
+
+
+def test_service_problems_missing_image_fails_with_node_and_reason():
+    tasks = [task("rejected", str(index), "No such image: hbpmip/exareme:24.5.1") for index in range(3)]
+    report = service_problems(swarm_state(tasks), ["wk1_exareme"])
+    assert report["pending"] == []
+    assert report["failing"] == [
+        "service wk1_exareme on node wk1: task rejected: No such image: hbpmip/exareme:24.5.1"]
+
+
+def test_service_problems_unsatisfiable_constraint_fails_at_once():
+    pending_task = task("pending", "1", node="")
+    pending_task["Status"]["Message"] = "no suitable node (scheduling constraints not satisfied on 3 nodes)"
+    report = service_problems(swarm_state([pending_task]), ["wk1_exareme"])
+    assert report["failing"] == [
+        "service wk1_exareme on node no node: task pending: "
+        "no suitable node (scheduling constraints not satisfied on 3 nodes)"]
+
+
+def test_service_problems_single_rejection_still_pending():
+    report = service_problems(swarm_state([task("rejected", "1", "boom")]), ["wk1_exareme"])
+    assert report["failing"] == []
+    assert len(report["pending"]) == 1
+
+
+def test_published_datasets_matches_keys_exactly():
+    entries = [
+        {"Key": "data/wk1/dementia", "Value": "WyJwcG1pIiwiZWRzZCJd"},
+        {"Key": "data/wk10/tbi", "Value": "WyJkdW1teV90YmkiXQ=="},
+        {"Key": "active_workers/wk1", "Value": "MTAuMjAuMzAuMg=="},
+        {"Key": "data/wk1", "Value": ""},
+    ]
+    assert published_datasets(entries) == {"wk1": {"dementia": ["edsd", "ppmi"]}, "wk10": {"tbi": ["dummy_tbi"]}}
+
+
+def test_service_problems_old_failures_before_new_task_stay_pending():
+    tasks = [task("rejected", str(index), "old error") for index in range(3)] + [task("assigned", "9")]
+    report = service_problems(swarm_state(tasks), ["wk1_exareme"])
+    assert report["failing"] == []
+    assert report["pending"] == ["service wk1_exareme on node wk1: task assigned: no reason given"]
