@@ -118,12 +118,12 @@ class Lab:
                 "children": {
                     # The KeyCloak playbook sets the client secret as a fact
                     # on the pusher, and the role reads it from there by default.
-                    "pusher": {"hosts": {"pusher": {
+                    "pusher": {"hosts": {"labpusher": {
                         "ansible_connection": "local",
                         "mip_keycloak_client_secret": self.secrets["keycloak"],
                     }}},
-                    "master": {"hosts": {"ms": {"ansible_host": self.master_address}}},
-                    "ui": {"hosts": {"ui": {
+                    "master": {"hosts": {"labms": {"ansible_host": self.master_address}}},
+                    "ui": {"hosts": {"labui": {
                         "ansible_connection": "community.docker.docker",
                         "ansible_host": self.node,
                         "ansible_python_interpreter": "/usr/bin/python3",
@@ -176,8 +176,8 @@ class Lab:
 
 
 def changed_count(output):
-    match = re.search(r"^ui\s*:\s*ok=\d+\s+changed=(\d+)", output, re.MULTILINE)
-    assert match, "no play recap for host ui in the output"
+    match = re.search(r"^labui\s*:\s*ok=\d+\s+changed=(\d+)", output, re.MULTILINE)
+    assert match, "no play recap for host labui in the output"
     return int(match.group(1))
 
 
@@ -384,6 +384,29 @@ def test_database_survives_recreation(lab):
     assert result.stdout.split() == ["kept"]
 
 
+def test_supplied_certificate_is_served(lab):
+    certificate = lab.folder / "cert.pem"
+    key = lab.folder / "key.pem"
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=" + lab.node_address, "-addext", "subjectAltName=IP:" + lab.node_address,
+         "-keyout", str(key), "-out", str(certificate)])
+    # A line from the middle of the key must not show up in any output either.
+    lab.secrets["tls_key"] = key.read_text().splitlines()[5]
+    docker("cp", str(certificate), lab.node + ":/root/lab-ca.pem")
+    files_mode = ["-e", "ui_tls_mode=files", "-e", "ui_public_protocol=https",
+                  "-e", "ui_tls_certificate_file=%s" % certificate, "-e", "ui_tls_key_file=%s" % key]
+
+    lab.playbook("--diff", *files_mode)
+    body = lab.get("https://%s/services/datasets" % lab.node_address, extra="--cacert /root/lab-ca.pem")
+    key_mode = lab.node_shell("stat -c '%a %U' " + PROJECT_DIR + "/tls/key.pem").stdout.strip()
+    _, rerun_output = lab.playbook(*files_mode)
+    lab.playbook("--diff")
+
+    assert json.loads(body) == DATASETS
+    assert key_mode == "600 root"
+    assert changed_count(rerun_output) == 0
+
+
 @pytest.mark.parametrize("extra_vars, variable", [
     ({"ui_public_host": "127.0.0.1"}, "ui_public_host"),
     ({"ui_public_host": "localhost:8080"}, "ui_public_host"),
@@ -398,7 +421,8 @@ def test_invalid_setting_fails_before_any_change(lab, extra_vars, variable):
     code, output = lab.playbook("-e", json.dumps(extra_vars), expect_success=False)
 
     assert code != 0
-    assert re.search(r"fatal: \[ui\].*%s" % variable, output, re.DOTALL)
+    # A failed loop item prints "failed:", a failed task "fatal:".
+    assert re.search(r"(fatal|failed): \[labui\].*%s" % variable, output, re.DOTALL)
     assert changed_count(output) == 0
     assert lab.node_shell("sha256sum %s/docker-compose.yml" % PROJECT_DIR).stdout == compose_before
 
