@@ -1,5 +1,5 @@
 # Copyright: mip.federation contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Reading a node's data folder: pathology folders, their files and CSVs.
 
 Shared by ``data_inventory`` (consolidation) and ``compile_datasets``. Plain

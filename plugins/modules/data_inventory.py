@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: mip.federation contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Describe the data of one node for consolidation."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ description:
     can report the problems of every node at once. The module fails only on bad parameters.
   - Never changes anything.
 author:
-  - mip.federation developers (!UNKNOWN)
+  - mip.federation developers (@mip-federation)
 options:
   path:
     description: The node's data folder, for example C(/data/<federation>).
@@ -46,6 +46,12 @@ attributes:
     support: full
   diff_mode:
     support: none
+  idempotent:
+    support: full
+    description: >-
+      A second run with the same arguments, on a target that nothing else changed in between, returns
+      C(changed=false).
+    details: The module writes nothing and always returns C(changed=false).
   platform:
     platforms: posix
 notes:

@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Copyright: contributors to mip.federation
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# Copyright: mip.federation contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -30,7 +30,7 @@ description:
     Roles and groups are never deleted and recreated, so role ids and group memberships are kept.
 version_added: 0.1.0
 author:
-  - mip.federation developers
+  - mip.federation developers (@mip-federation)
 requirements:
   - python-keycloak >= 5.0 (Debian 13 ships 5.3), which needs Python >= 3.9 on the node that runs the module
 options:
@@ -114,13 +114,18 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Can run in check mode and return the changes it would make without making them.
     details: Reads the server and reports what would change, without sending any write request.
   diff_mode:
     support: full
+    description: Returns details on what it changed, or would change in check mode, when run in diff mode.
     details: The diff lists every role (description, composites) and group (client role mappings) that changes,
       and the client when it is created or gets the role protocol mapper.
   idempotent:
     support: full
+    description: >-
+      A second run with the same arguments, on a target that nothing else changed in between, returns
+      C(changed=false).
     details: A second run with the same input sends no write request and returns C(changed=false).
 notes:
   - Composites and group role mappings are compared as sets of this client's roles, and set to the wanted
