@@ -194,7 +194,7 @@ def main():
     print("%-16s %9s %7s %7s %9s" % ("run", "requests", "reads", "writes", "seconds"))
     for name, numbers in results.items():
         print("%-16s %9d %7d %7d %9.2f" % (name, numbers["requests"], numbers["reads"], numbers["writes"],
-                                         numbers["seconds"]))
+                                           numbers["seconds"]))
     print("ratio baseline/sync, first sync: requests %s, writes %s" % (
         ratio(results["baseline first"]["requests"], results["sync first"]["requests"]),
         ratio(results["baseline first"]["writes"], results["sync first"]["writes"])))

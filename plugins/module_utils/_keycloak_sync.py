@@ -1,5 +1,5 @@
-# Copyright: contributors to mip.federation
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# Copyright: mip.federation contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Bring the roles and groups of a federation's KeyCloak client to the wanted state.
 
 The role model is the one portal-backend reads (client roles in the
@@ -259,8 +259,8 @@ def plan_sync(wanted, roles, groups, client_id, prune):
 
 
 def plan_changes(plan):
-    return any(plan[key] for key in ("create_roles", "update_roles", "delete_roles",
-                                      "create_groups", "update_groups", "delete_groups"))
+    return any(plan[key] for key in (
+        "create_roles", "update_roles", "delete_roles", "create_groups", "update_groups", "delete_groups"))
 
 
 def _role_view(description, composites):
