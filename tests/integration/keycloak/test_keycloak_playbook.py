@@ -35,7 +35,7 @@ def run_playbook(inventory, variables, playbook, *options):
     completed = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inventory),
          "-e", "@" + str(variables), str(playbook)] + list(options),
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=240)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=240, check=False)
     assert completed.returncode == 0, completed.stdout
     recap = re.search(r"localhost\s*: ok=(\d+)\s+changed=(\d+)", completed.stdout)
     assert recap, completed.stdout

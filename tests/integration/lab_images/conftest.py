@@ -36,7 +36,7 @@ def shared_keystore(tmp_path_factory):
 @pytest.fixture
 def keystore(shared_keystore):
     """Return the module's keystore, emptied."""
-    status, body, _ = http("DELETE", shared_keystore.url + "/v1/kv/?recurse")
+    status, body, _headers = http("DELETE", shared_keystore.url + "/v1/kv/?recurse")
     assert (status, body) == (200, b"true")
     assert shared_keystore.keys("") == []
     return shared_keystore

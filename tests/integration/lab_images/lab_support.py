@@ -47,7 +47,7 @@ def http(method, url, body=None, timeout=5):
 
 
 def http_json(method, url, body=None):
-    status, payload, _ = http(method, url, body)
+    status, payload, _headers = http(method, url, body)
     return status, json.loads(payload.decode("utf-8"))
 
 
@@ -103,19 +103,19 @@ class Keystore:
         self.address = "127.0.0.1:%d" % port
 
     def put(self, key, value):
-        status, body, _ = http("PUT", "%s/v1/kv/%s" % (self.url, key), value.encode("utf-8"))
+        status, body, _headers = http("PUT", "%s/v1/kv/%s" % (self.url, key), value.encode("utf-8"))
         assert (status, body) == (200, b"true")
 
     def raw(self, key):
         """Return the value of key as text, or None when it is missing."""
-        status, body, _ = http("GET", "%s/v1/kv/%s?raw" % (self.url, key))
+        status, body, _headers = http("GET", "%s/v1/kv/%s?raw" % (self.url, key))
         if status == 404:
             return None
         assert status == 200
         return body.decode("utf-8")
 
     def keys(self, prefix):
-        status, body, _ = http("GET", "%s/v1/kv/%s?keys" % (self.url, prefix))
+        status, body, _headers = http("GET", "%s/v1/kv/%s?keys" % (self.url, prefix))
         return [] if status == 404 else json.loads(body.decode("utf-8"))
 
 

@@ -135,7 +135,7 @@ def test_datasets_endpoint_separates_similar_nodes(federation):
 def test_list_dataset_query_matches_datasets_endpoint(federation):
     status, listed = http_json("POST", federation.ms.http_url + "/mining/query/LIST_DATASET", b"[]")
     assert status == 200
-    _, datasets = http_json("GET", federation.ms.http_url + "/mining/datasets")
+    _status, datasets = http_json("GET", federation.ms.http_url + "/mining/datasets")
     assert listed == datasets
 
 
@@ -172,7 +172,7 @@ def test_unknown_algorithm_is_rejected(federation):
 
 
 def test_query_requires_post(federation):
-    status, _, _ = http("GET", federation.ms.http_url + "/mining/query/LIST_DATASET")
+    status, _body, _headers = http("GET", federation.ms.http_url + "/mining/query/LIST_DATASET")
     assert status == 405
 
 

@@ -31,7 +31,7 @@ EXAREME_ENV = {
 
 
 def docker(*arguments):
-    result = subprocess.run(["docker"] + list(arguments), capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["docker"] + list(arguments), capture_output=True, text=True, timeout=60, check=False)
     if result.returncode != 0:
         raise AssertionError("docker %s failed: %s" % (" ".join(arguments), result.stderr.strip()))
     return result.stdout.strip()
@@ -40,7 +40,7 @@ def docker(*arguments):
 def images_present():
     if shutil.which("docker") is None:
         return False
-    found = subprocess.run(["docker", "image", "inspect"] + list(IMAGES), capture_output=True, timeout=30)
+    found = subprocess.run(["docker", "image", "inspect"] + list(IMAGES), capture_output=True, timeout=30, check=False)
     return found.returncode == 0
 
 
@@ -60,8 +60,8 @@ def bridge_network():
     containers = []
     yield name, containers
     for container in containers:
-        subprocess.run(["docker", "rm", "--force", container], capture_output=True, timeout=60)
-    subprocess.run(["docker", "network", "rm", name], capture_output=True, timeout=60)
+        subprocess.run(["docker", "rm", "--force", container], capture_output=True, timeout=60, check=False)
+    subprocess.run(["docker", "network", "rm", name], capture_output=True, timeout=60, check=False)
 
 
 def run_container(network, containers, name, image, environment=(), volume=None, alias=None, publish=None):

@@ -8,7 +8,7 @@ from lab_support import http, http_json
 
 
 def test_put_returns_true_and_get_returns_entry(keystore):
-    status, body, _ = http("PUT", keystore.url + "/v1/kv/data/wk1/dementia", b'["edsd"]')
+    status, body, _headers = http("PUT", keystore.url + "/v1/kv/data/wk1/dementia", b'["edsd"]')
     assert status == 200
     assert body == b"true"
 
@@ -26,13 +26,13 @@ def test_put_returns_true_and_get_returns_entry(keystore):
 
 def test_get_reports_consul_index_header(keystore):
     keystore.put("master/ms", "10.20.30.2")
-    status, _, headers = http("GET", keystore.url + "/v1/kv/master/ms")
+    status, _body, headers = http("GET", keystore.url + "/v1/kv/master/ms")
     assert status == 200
     assert int(headers["X-Consul-Index"]) > 0
 
 
 def test_get_missing_key_returns_404(keystore):
-    status, body, _ = http("GET", keystore.url + "/v1/kv/master/ms")
+    status, body, _headers = http("GET", keystore.url + "/v1/kv/master/ms")
     assert status == 404
     assert body == b""
 
@@ -47,9 +47,9 @@ def test_raw_returns_stored_bytes(keystore):
 
 def test_update_keeps_create_index(keystore):
     keystore.put("active_workers/wk1", "10.20.30.3")
-    _, first = http_json("GET", keystore.url + "/v1/kv/active_workers/wk1")
+    _status, first = http_json("GET", keystore.url + "/v1/kv/active_workers/wk1")
     keystore.put("active_workers/wk1", "10.20.30.9")
-    _, second = http_json("GET", keystore.url + "/v1/kv/active_workers/wk1")
+    _status, second = http_json("GET", keystore.url + "/v1/kv/active_workers/wk1")
 
     assert second[0]["CreateIndex"] == first[0]["CreateIndex"]
     assert second[0]["ModifyIndex"] > first[0]["ModifyIndex"]
@@ -58,14 +58,14 @@ def test_update_keeps_create_index(keystore):
 
 def test_empty_value_is_null(keystore):
     keystore.put("flags/empty", "")
-    _, entries = http_json("GET", keystore.url + "/v1/kv/flags/empty")
+    _status, entries = http_json("GET", keystore.url + "/v1/kv/flags/empty")
     assert entries[0]["Value"] is None
 
 
 def test_flags_are_stored(keystore):
-    status, _, _ = http("PUT", keystore.url + "/v1/kv/flagged?flags=42", b"x")
+    status, _body, _headers = http("PUT", keystore.url + "/v1/kv/flagged?flags=42", b"x")
     assert status == 200
-    _, entries = http_json("GET", keystore.url + "/v1/kv/flagged")
+    _status, entries = http_json("GET", keystore.url + "/v1/kv/flagged")
     assert entries[0]["Flags"] == 42
 
 
@@ -74,10 +74,10 @@ def test_recurse_matches_plain_prefix(keystore):
     keystore.put("data/wk10/dementia", '["ppmi"]')
     keystore.put("data/wk10/tbi", '["dummy_tbi"]')
 
-    _, without_slash = http_json("GET", keystore.url + "/v1/kv/data/wk1?recurse")
+    _status, without_slash = http_json("GET", keystore.url + "/v1/kv/data/wk1?recurse")
     assert [entry["Key"] for entry in without_slash] == ["data/wk1/dementia", "data/wk10/dementia", "data/wk10/tbi"]
 
-    _, with_slash = http_json("GET", keystore.url + "/v1/kv/data/wk1/?recurse")
+    _status, with_slash = http_json("GET", keystore.url + "/v1/kv/data/wk1/?recurse")
     assert [entry["Key"] for entry in with_slash] == ["data/wk1/dementia"]
 
 
@@ -85,10 +85,10 @@ def test_keys_trailing_slash_excludes_similar_node(keystore):
     keystore.put("data/wk1/dementia", '["edsd"]')
     keystore.put("data/wk10/dementia", '["ppmi"]')
 
-    _, without_slash = http_json("GET", keystore.url + "/v1/kv/data/wk1?keys")
+    _status, without_slash = http_json("GET", keystore.url + "/v1/kv/data/wk1?keys")
     assert without_slash == ["data/wk1/dementia", "data/wk10/dementia"]
 
-    _, with_slash = http_json("GET", keystore.url + "/v1/kv/data/wk1/?keys")
+    _status, with_slash = http_json("GET", keystore.url + "/v1/kv/data/wk1/?keys")
     assert with_slash == ["data/wk1/dementia"]
 
 
@@ -98,15 +98,15 @@ def test_keys_separator_folds_subkeys(keystore):
     keystore.put("data/wk2/dementia", "[]")
     keystore.put("master/ms", "10.20.30.2")
 
-    _, keys = http_json("GET", keystore.url + "/v1/kv/data/?keys&separator=/")
+    _status, keys = http_json("GET", keystore.url + "/v1/kv/data/?keys&separator=/")
     assert keys == ["data/wk1/", "data/wk2/"]
 
-    _, top = http_json("GET", keystore.url + "/v1/kv/?keys&separator=/")
+    _status, top = http_json("GET", keystore.url + "/v1/kv/?keys&separator=/")
     assert top == ["data/", "master/"]
 
 
 def test_keys_missing_prefix_returns_404(keystore):
-    status, _, _ = http("GET", keystore.url + "/v1/kv/master/?keys")
+    status, _body, _headers = http("GET", keystore.url + "/v1/kv/master/?keys")
     assert status == 404
 
 
@@ -117,7 +117,7 @@ def test_keys_at_root_returns_empty_list(keystore):
 
 
 def test_recurse_missing_prefix_returns_404(keystore):
-    status, _, _ = http("GET", keystore.url + "/v1/kv/data/?recurse")
+    status, _body, _headers = http("GET", keystore.url + "/v1/kv/data/?recurse")
     assert status == 404
 
 
@@ -125,7 +125,7 @@ def test_delete_removes_only_that_key(keystore):
     keystore.put("data/wk1/dementia", "[]")
     keystore.put("data/wk1/tbi", "[]")
 
-    status, body, _ = http("DELETE", keystore.url + "/v1/kv/data/wk1/dementia")
+    status, body, _headers = http("DELETE", keystore.url + "/v1/kv/data/wk1/dementia")
     assert (status, body) == (200, b"true")
     assert keystore.raw("data/wk1/dementia") is None
     assert keystore.raw("data/wk1/tbi") == "[]"
@@ -135,36 +135,36 @@ def test_delete_recurse_removes_prefix_only(keystore):
     keystore.put("data/wk1/dementia", "[]")
     keystore.put("data/wk10/dementia", "[]")
 
-    status, _, _ = http("DELETE", keystore.url + "/v1/kv/data/wk1/?recurse")
+    status, _body, _headers = http("DELETE", keystore.url + "/v1/kv/data/wk1/?recurse")
     assert status == 200
     assert keystore.keys("data/") == ["data/wk10/dementia"]
 
 
 def test_cas_put_requires_matching_index(keystore):
-    status, body, _ = http("PUT", keystore.url + "/v1/kv/lock?cas=0", b"first")
+    status, body, _headers = http("PUT", keystore.url + "/v1/kv/lock?cas=0", b"first")
     assert (status, body) == (200, b"true")
 
-    status, body, _ = http("PUT", keystore.url + "/v1/kv/lock?cas=0", b"second")
+    status, body, _headers = http("PUT", keystore.url + "/v1/kv/lock?cas=0", b"second")
     assert (status, body) == (200, b"false")
     assert keystore.raw("lock") == "first"
 
-    _, entries = http_json("GET", keystore.url + "/v1/kv/lock")
+    _status, entries = http_json("GET", keystore.url + "/v1/kv/lock")
     index = entries[0]["ModifyIndex"]
-    status, body, _ = http("PUT", keystore.url + "/v1/kv/lock?cas=%d" % index, b"third")
+    status, body, _headers = http("PUT", keystore.url + "/v1/kv/lock?cas=%d" % index, b"third")
     assert (status, body) == (200, b"true")
     assert keystore.raw("lock") == "third"
 
 
 def test_cas_delete_requires_matching_index(keystore):
     keystore.put("lock", "held")
-    _, entries = http_json("GET", keystore.url + "/v1/kv/lock")
+    _status, entries = http_json("GET", keystore.url + "/v1/kv/lock")
     index = entries[0]["ModifyIndex"]
 
-    status, body, _ = http("DELETE", keystore.url + "/v1/kv/lock?cas=%d" % (index + 100))
+    status, body, _headers = http("DELETE", keystore.url + "/v1/kv/lock?cas=%d" % (index + 100))
     assert (status, body) == (200, b"false")
     assert keystore.raw("lock") == "held"
 
-    status, body, _ = http("DELETE", keystore.url + "/v1/kv/lock?cas=%d" % index)
+    status, body, _headers = http("DELETE", keystore.url + "/v1/kv/lock?cas=%d" % index)
     assert (status, body) == (200, b"true")
     assert keystore.raw("lock") is None
 
@@ -176,11 +176,11 @@ def test_missing_key_name_is_rejected(keystore):
 
 
 def test_value_over_512_kib_is_rejected(keystore):
-    status, _, _ = http("PUT", keystore.url + "/v1/kv/big", b"x" * (512 * 1024 + 1))
+    status, _body, _headers = http("PUT", keystore.url + "/v1/kv/big", b"x" * (512 * 1024 + 1))
     assert status == 413
     assert keystore.raw("big") is None
 
-    status, _, _ = http("PUT", keystore.url + "/v1/kv/big", b"x" * (512 * 1024))
+    status, _body, _headers = http("PUT", keystore.url + "/v1/kv/big", b"x" * (512 * 1024))
     assert status == 200
 
 
@@ -197,13 +197,13 @@ def test_chunked_put_is_stored(keystore):
 
 
 def test_key_with_escaped_characters_round_trips(keystore):
-    status, _, _ = http("PUT", keystore.url + "/v1/kv/data/wk1/path%20with%20space", b"[]")
+    status, _body, _headers = http("PUT", keystore.url + "/v1/kv/data/wk1/path%20with%20space", b"[]")
     assert status == 200
     assert keystore.keys("data/wk1/") == ["data/wk1/path with space"]
 
 
 def test_post_is_not_allowed(keystore):
-    status, _, _ = http("POST", keystore.url + "/v1/kv/master/ms", b"x")
+    status, _body, _headers = http("POST", keystore.url + "/v1/kv/master/ms", b"x")
     assert status == 405
 
 
@@ -231,7 +231,7 @@ def test_status_leader_returns_server_address(keystore):
     assert isinstance(leader, str)
     assert leader.endswith(":8300")
 
-    _, peers = http_json("GET", keystore.url + "/v1/status/peers")
+    _status, peers = http_json("GET", keystore.url + "/v1/status/peers")
     assert peers == [leader]
 
 

@@ -36,7 +36,7 @@ def run_psql(sql, database="postgres", capture=False):
         "--host", os.environ["DB_HOST"], "--port", os.environ.get("DB_PORT", "5432"),
         "--username", os.environ["DB_ADMIN_USER"], "--dbname", database,
     ]
-    result = subprocess.run(command, input=sql, env=env, text=True, capture_output=True)
+    result = subprocess.run(command, input=sql, env=env, text=True, capture_output=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(result.stderr.strip())
     return result.stdout.strip() if capture else None

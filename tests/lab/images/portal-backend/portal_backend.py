@@ -31,7 +31,7 @@ def database_settings():
     """Return psycopg2 connection arguments from PORTAL_DB_URL and PORTAL_DB_SERVER."""
     url = os.environ.get("PORTAL_DB_URL", "jdbc:postgresql://portalbackend_db:5433/portal")
     parsed = urllib.parse.urlsplit(url[len("jdbc:"):] if url.startswith("jdbc:") else url)
-    host, _, port = os.environ.get("PORTAL_DB_SERVER", parsed.netloc).partition(":")
+    host, _separator, port = os.environ.get("PORTAL_DB_SERVER", parsed.netloc).partition(":")
     return {
         "host": host,
         "port": int(port or 5432),

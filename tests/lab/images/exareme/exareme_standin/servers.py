@@ -100,7 +100,7 @@ class MasterGatewayHandler(JsonHandler):
     """The master's gateway port: algorithm list, dataset queries and health."""
 
     def do_GET(self):
-        path, _ = self.target()
+        path, _query = self.target()
         if path == "/mining/algorithms.json":
             self.send_json(200, self.server.algorithms)
         elif path == "/mining/datasets":
@@ -114,7 +114,7 @@ class MasterGatewayHandler(JsonHandler):
 
     def do_POST(self):
         self.discard_body()
-        path, _ = self.target()
+        path, _query = self.target()
         if not path.startswith("/mining/query/"):
             self.send_json(404, error_response("Not found: %s" % path, USER_ERROR))
             return
@@ -190,7 +190,7 @@ class WorkerHandler(JsonHandler):
     """The worker's port: health only."""
 
     def do_GET(self):
-        path, _ = self.target()
+        path, _query = self.target()
         if path == "/health":
             self.send_health()
         else:
