@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Emulate the parts of the KeyCloak Admin REST API that keycloak_sync uses.
 
 Standard library only, so that it runs in a bare lab container. One realm,

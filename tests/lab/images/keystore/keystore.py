@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Lab stand-in for the Consul 1.8 agent that exareme uses as its keystore.
 
 It serves the part of Consul's HTTP API that exareme 24.5.1 and its
@@ -278,7 +277,7 @@ class ConsulRequestHandler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
-        path, _ = self._parse_target()
+        path, _query = self._parse_target()
         self._send_error_text(405, "Method POST is not allowed on %s" % path)
 
     # --- endpoints ------------------------------------------------------
