@@ -1,6 +1,8 @@
 """What an engineer checks by hand after deploying the lab federation."""
 
+import base64
 import json
+import shlex
 
 import pytest
 import testinfra
@@ -92,3 +94,64 @@ def test_pusher_reaches_nodes_with_federation_key_and_known_host_keys():
         output = pusher.check_output(
             "runuser -u %s -- ssh -o BatchMode=yes %s hostname" % (ADMIN, node_id))
         assert output == node_id
+
+
+def test_rerun_restarted_no_container():
+    for node_id in ["labms", "labui"] + WORKERS:
+        runs = node(node_id).file("/var/lib/mip-lab-containers.log").content_string.splitlines()
+        assert len(runs) >= 2, node_id
+        assert runs[0] == runs[1], node_id
+        assert runs[0].strip() != "", node_id
+
+
+def test_every_exareme_service_runs_one_replica():
+    services = node("labms").check_output("docker service ls --format '{{.Name}} {{.Replicas}}'").splitlines()
+    assert sorted(services) == [
+        "labms_exareme-keystore 1/1",
+        "labms_exareme-master 1/1",
+        "labwk1_exareme 1/1",
+        "labwk2_exareme 1/1",
+    ]
+
+
+def keystore_datasets():
+    master = node("labms")
+    container = master.check_output("docker ps -q --filter label=com.docker.swarm.service.name=labms_exareme-master")
+    entries = json.loads(master.check_output(
+        "docker exec %s curl -fsS 'http://exareme-keystore:8500/v1/kv/data/?recurse'" % container))
+    published = {}
+    for entry in entries:
+        _, node_id, pathology = entry["Key"].split("/")
+        published[(node_id, pathology)] = sorted(json.loads(base64.b64decode(entry["Value"])))
+    return published
+
+
+def test_workers_published_their_sample_datasets():
+    assert keystore_datasets() == {
+        ("labwk1", "dementia"): ["edsd", "ppmi"],
+        ("labwk1", "mentalhealth"): ["demo"],
+        ("labwk2", "dementia"): ["desd-synthdata", "fake_longitudinal"],
+        ("labwk2", "tbi"): ["dummy_tbi"],
+    }
+
+
+def rows_per_dataset(node_id, pathology):
+    script = (
+        "import json, sqlite3; "
+        "db = sqlite3.connect('file:/data/lab/%s/datasets.db?mode=ro', uri=True); "
+        "print(json.dumps(dict(db.execute('select dataset, count(*) from data group by dataset').fetchall())))"
+        % pathology
+    )
+    return json.loads(node(node_id).check_output("python3 -c %s" % shlex.quote(script)))
+
+
+def test_compiled_databases_hold_every_csv_row():
+    assert rows_per_dataset("labwk1", "dementia") == {"edsd": 474, "ppmi": 714}
+    assert rows_per_dataset("labwk1", "mentalhealth") == {"demo": 104}
+    assert rows_per_dataset("labwk2", "dementia") == {"desd-synthdata": 1000, "fake_longitudinal": 18038}
+    assert rows_per_dataset("labwk2", "tbi") == {"dummy_tbi": 99}
+
+
+def test_master_databases_have_empty_data_tables():
+    for pathology in ["dementia", "tbi", "mentalhealth"]:
+        assert rows_per_dataset("labms", pathology) == {}
