@@ -32,8 +32,8 @@ PORTAL_IMAGES = ("portal-frontend", "portal-gateway", "portal-backend", "portal-
 PROJECT_DIR = "/opt/mip-deployment/Federation"
 DATASETS = {"wk1": {"dementia": ["edsd", "ppmi"]}, "wk2": {"tbi": ["dummy_tbi"]}}
 
-# Every capability but CAP_SYS_RESOURCE, which this host does not grant, so
-# --privileged is not an option.
+# Every capability but CAP_SYS_RESOURCE, which the lab host does not grant,
+# so --privileged fails there.
 CAPABILITIES = (
     "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE "
     "NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO "
@@ -238,6 +238,9 @@ def lab(tmp_path_factory):
         lab.master_address = lab.address(lab.master)
         lab.inventory = lab.write_inventory()
 
+        # Check mode first, on the empty node, as a user would preview the deployment.
+        lab.check_run_output = lab.playbook("--check", "--diff")[1]
+        lab.project_dir_after_check = lab.node_shell("test -e " + PROJECT_DIR, check=False).returncode == 0
         lab.playbook("--diff")
         yield lab
     finally:
@@ -247,13 +250,21 @@ def lab(tmp_path_factory):
         run(["docker", "volume", "rm", lab.volume], check=False)
 
 
+def test_check_mode_previews_first_deploy(lab):
+    output = lab.check_run_output
+
+    assert changed_count(output) > 0
+    assert "+++ after: " in output
+    assert lab.project_dir_after_check is False
+
+
 def test_frontend_proxies_datasets_from_master(lab):
     body = lab.get("http://127.0.0.1/services/datasets")
 
     assert json.loads(body) == DATASETS
 
 
-def test_frontend_serves_https_with_self_signed_certificate(lab):
+def test_https_uses_self_signed_certificate(lab):
     body = lab.get("https://127.0.0.1/services/datasets", extra="-k")
     verified = lab.node_shell("curl -s --max-time 5 https://127.0.0.1/", check=False)
 

@@ -100,7 +100,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def certificate_files():
-    """Return (certificate, key): the supplied files, or a self-signed pair created once."""
+    """Return the paths (certificate, key) of the supplied files, else of a self-signed pair it creates once."""
     if os.path.isfile(SUPPLIED_CERTIFICATE) and os.path.isfile(SUPPLIED_KEY):
         LOG.info("HTTPS uses the supplied certificate %s", SUPPLIED_CERTIFICATE)
         return SUPPLIED_CERTIFICATE, SUPPLIED_KEY
@@ -123,13 +123,28 @@ def certificate_files():
     return certificate, key
 
 
+class TLSServer(ThreadingHTTPServer):
+    """HTTPS server that runs each TLS handshake in the connection's own thread.
+
+    Wrapping the listening socket would run handshakes in the accepting
+    thread, where one client that never sends a ClientHello blocks all others.
+    """
+
+    def __init__(self, address, handler, context):
+        super().__init__(address, handler)
+        self.context = context
+
+    def get_request(self):
+        connection, client_address = self.socket.accept()
+        return self.context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False), client_address
+
+
 def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    plain = ThreadingHTTPServer(("", 80), Handler)
-    secure = ThreadingHTTPServer(("", 443), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*certificate_files())
-    secure.socket = context.wrap_socket(secure.socket, server_side=True)
+    plain = ThreadingHTTPServer(("", 80), Handler)
+    secure = TLSServer(("", 443), Handler, context)
 
     threading.Thread(target=secure.serve_forever, daemon=True).start()
     LOG.info("listening on :80 and :443; backend at %s", os.environ.get("PORTAL_BACKEND_SERVER"))
