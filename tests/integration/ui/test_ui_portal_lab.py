@@ -51,12 +51,12 @@ DOCKER_DROP_IN = "[Service]\nEnvironment=DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1\n
 def docker_available():
     if shutil.which("docker") is None:
         return False
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False).returncode == 0
 
 
 def base_image_present():
     return subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True,
-                          timeout=30).returncode == 0
+                          timeout=30, check=False).returncode == 0
 
 
 pytestmark = [
@@ -70,7 +70,8 @@ pytestmark = [
 
 
 def run(command, timeout=120, check=True, stdin=None):
-    result = subprocess.run(command, capture_output=True, text=stdin is None, timeout=timeout, stdin=stdin)
+    result = subprocess.run(command, capture_output=True, text=stdin is None, timeout=timeout, stdin=stdin,
+                            check=False)
     if check and result.returncode != 0:
         raise AssertionError("%s failed with exit code %d: %s"
                              % (" ".join(command), result.returncode, result.stderr))
@@ -150,7 +151,8 @@ class Lab:
                            ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
         command = [str(REPOSITORY / ".venv" / "bin" / "ansible-playbook"), "-i", str(self.inventory),
                    str(REPOSITORY / "playbooks" / "ui.yml"), "-vvv"] + list(arguments)
-        result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment,
+                                check=False)
         output = result.stdout + result.stderr
         self.logs.append(output)
         log_path = self.folder / ("playbook-%02d.log" % len(self.logs))
@@ -167,7 +169,7 @@ class Lab:
 
     def get(self, url, extra="", attempts=30):
         """Return the body of a GET sent with curl inside the node, retrying while it fails."""
-        for _ in range(attempts):
+        for _attempt in range(attempts):
             result = self.node_shell("curl -sf --max-time 5 %s %s" % (extra, url), check=False)
             if result.returncode == 0:
                 return result.stdout
@@ -198,7 +200,7 @@ def start_node(lab):
         arguments += ["--cap-add", capability]
     run(arguments + [BASE_IMAGE, "/sbin/init"])
 
-    for _ in range(60):
+    for _second in range(60):
         state = lab.node_shell("systemctl is-system-running", check=False).stdout.strip()
         if state in ("running", "degraded"):
             break
@@ -320,7 +322,7 @@ def test_compose_file_holds_no_secret(lab):
 def test_second_run_changes_nothing(lab):
     before = lab.service_containers()
 
-    _, output = lab.playbook("--diff")
+    _code, output = lab.playbook("--diff")
 
     assert changed_count(output) == 0
     assert lab.service_containers() == before
@@ -329,7 +331,7 @@ def test_second_run_changes_nothing(lab):
 def test_check_mode_reports_no_change(lab):
     before = lab.service_containers()
 
-    _, output = lab.playbook("--check", "--diff")
+    _code, output = lab.playbook("--check", "--diff")
 
     assert changed_count(output) == 0
     assert lab.service_containers() == before
@@ -338,7 +340,7 @@ def test_check_mode_reports_no_change(lab):
 def test_check_mode_reports_pending_change(lab):
     before = lab.service_containers()
 
-    _, output = lab.playbook("--check", "--diff", "-e", "ui_keycloak_realm=LAB")
+    _code, output = lab.playbook("--check", "--diff", "-e", "ui_keycloak_realm=LAB")
 
     assert changed_count(output) > 0
     assert lab.service_containers() == before
@@ -385,7 +387,7 @@ def test_database_survives_recreation(lab):
 
     lab.node_shell("cd %s && docker compose -p mipfederation up -d --force-recreate --no-deps portalbackend_db"
                    % PROJECT_DIR)
-    for _ in range(30):
+    for _attempt in range(30):
         result = lab.node_shell(psql + "\"SELECT note FROM lab_marker;\"", check=False)
         if result.returncode == 0:
             break
@@ -410,7 +412,7 @@ def test_supplied_certificate_is_served(lab):
     lab.playbook("--diff", *files_mode)
     body = lab.get("https://%s/services/datasets" % lab.node_address, extra="--cacert /root/lab-ca.pem")
     key_mode = lab.node_shell("stat -c '%a %U' " + PROJECT_DIR + "/tls/key.pem").stdout.strip()
-    _, rerun_output = lab.playbook(*files_mode)
+    _code, rerun_output = lab.playbook(*files_mode)
     lab.playbook("--diff")
 
     assert json.loads(body) == DATASETS
