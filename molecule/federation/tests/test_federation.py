@@ -2,7 +2,10 @@
 
 import base64
 import json
+import os
 import shlex
+import urllib.parse
+import urllib.request
 
 import pytest
 import testinfra
@@ -121,13 +124,17 @@ def keystore_datasets():
         "docker exec %s curl -fsS 'http://exareme-keystore:8500/v1/kv/data/?recurse'" % container))
     published = {}
     for entry in entries:
-        _, node_id, pathology = entry["Key"].split("/")
+        _prefix, node_id, pathology = entry["Key"].split("/")
         published[(node_id, pathology)] = sorted(json.loads(base64.b64decode(entry["Value"])))
     return published
 
 
 def test_workers_published_their_sample_datasets():
-    assert keystore_datasets() == {
+    published = keystore_datasets()
+    master_entries = {key: value for key, value in published.items() if key[0] == "labms"}
+    worker_entries = {key: value for key, value in published.items() if key[0] != "labms"}
+    assert master_entries == {("labms", "dementia"): [], ("labms", "mentalhealth"): [], ("labms", "tbi"): []}
+    assert worker_entries == {
         ("labwk1", "dementia"): ["edsd", "ppmi"],
         ("labwk1", "mentalhealth"): ["demo"],
         ("labwk2", "dementia"): ["desd-synthdata", "fake_longitudinal"],
@@ -155,3 +162,67 @@ def test_compiled_databases_hold_every_csv_row():
 def test_master_databases_have_empty_data_tables():
     for pathology in ["dementia", "tbi", "mentalhealth"]:
         assert rows_per_dataset("labms", pathology) == {}
+
+
+LAB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "build", "lab")
+PORTAL = "http://172.30.100.12"
+KEYCLOAK = "http://172.30.100.30:8080"
+
+
+def http_json(url, data=None, headers=None):
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read().decode("utf-8"))
+
+
+def test_portal_backend_lists_published_datasets():
+    health = http_json(PORTAL + "/services/health")
+    assert health["status"] == "UP"
+    assert health["database"]["status"] == "UP"
+    assert health["exareme"]["status"] == "UP"
+    datasets = http_json(PORTAL + "/services/datasets")
+    assert datasets["labwk1"] == {"dementia": ["edsd", "ppmi"], "mentalhealth": ["demo"]}
+    assert datasets["labwk2"] == {"dementia": ["desd-synthdata", "fake_longitudinal"], "tbi": ["dummy_tbi"]}
+
+
+def test_portal_env_file_is_root_only():
+    secrets = node("labui").check_output("find /opt/mip-deployment/Federation -name '*.env' -printf '%m %u %p\\n'")
+    lines = secrets.splitlines()
+    assert lines, "no environment file found"
+    for line in lines:
+        assert line.startswith("600 root "), line
+
+
+def keycloak_client_roles():
+    with open(os.path.join(LAB_DIR, "keycloak-admin-password"), encoding="utf-8") as handle:
+        password = handle.read().strip()
+    with open(os.path.join(LAB_DIR, "keycloak-admin-client-secret"), encoding="utf-8") as handle:
+        client_secret = handle.read().strip()
+    form = urllib.parse.urlencode({
+        "grant_type": "password", "client_id": "realm-management", "client_secret": client_secret,
+        "username": "realmadmin", "password": password,
+    }).encode("ascii")
+    token = http_json(KEYCLOAK + "/realms/MIP/protocol/openid-connect/token", data=form)["access_token"]
+    headers = {"Authorization": "Bearer " + token}
+    clients = http_json(KEYCLOAK + "/admin/realms/MIP/clients?clientId=lab", headers=headers)
+    assert len(clients) == 1
+    roles = http_json(KEYCLOAK + "/admin/realms/MIP/clients/%s/roles?max=1000" % clients[0]["id"], headers=headers)
+    return {role["name"] for role in roles}
+
+
+def test_keycloak_has_role_for_every_dataset_and_pathology():
+    roles = keycloak_client_roles()
+    for dataset in ["edsd", "ppmi", "desd-synthdata", "fake_longitudinal", "dummy_tbi", "demo"]:
+        assert "RESEARCH_DATASET_" + dataset in roles
+    for pathology in ["dementia", "tbi", "mentalhealth"]:
+        assert "RESEARCH_PATHOLOGY_" + pathology in roles
+        assert "DC_CONTROL_" + pathology in roles
+    assert {"DC_HOSPITAL_labwk1", "DC_HOSPITAL_labwk2", "DC_ADMIN", "RESEARCH_DATASET_ALL"} <= roles
+
+
+def test_keycloak_rerun_sent_no_write():
+    with open(os.path.join(LAB_DIR, "keycloak-writes.log"), encoding="utf-8") as handle:
+        writes = [int(line) for line in handle.read().split()]
+    assert len(writes) >= 2
+    assert writes[0] > 0
+    assert writes[1] == writes[0]
