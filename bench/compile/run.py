@@ -8,8 +8,9 @@ Generates a pathology of ROWS rows (default 1,000,000) and one of 100,000
 rows under WORKDIR, then, REPEAT times (default 3) and interleaved:
 
 - the sqlite3 command-line shell imports the CSV into a new database
-  (``.import --csv``: every column TEXT, nothing validated), with the
-  journal and syncs off as compile_datasets builds;
+  (``.import --csv``: every column TEXT, nothing validated), after the
+  PRAGMAs compile_datasets sets on its build file (BUILD_PRAGMAS: no
+  journal, no syncs, exclusive locking, the same page cache);
 - compile_all() from plugins/module_utils/_compile.py, the code the module
   runs, compiles the same CSV with its CDEs (force=True), validating every
   value, into datasets.db.
@@ -69,12 +70,17 @@ def timed(argv):
     return wall, cpu, done.stdout
 
 
-def run_import(csv_path, db_path):
+def build_pragmas(collections):
+    """Return the PRAGMAs compile_datasets sets on its build file."""
+    sys.path.insert(0, collections)
+    from ansible_collections.mip.federation.plugins.module_utils._compile import BUILD_PRAGMAS
+    return list(BUILD_PRAGMAS)
+
+
+def run_import(csv_path, db_path, pragmas):
     if os.path.exists(db_path):
         os.unlink(db_path)
-    # The same settings as compile_datasets' build file: no journal, no sync.
-    wall, cpu, _out = timed(["sqlite3", db_path, "PRAGMA journal_mode = OFF", "PRAGMA synchronous = OFF",
-                             ".import --csv %s DATA" % csv_path])
+    wall, cpu, _out = timed(["sqlite3", db_path] + pragmas + [".import --csv %s DATA" % csv_path])
     rows = subprocess.run(["sqlite3", db_path, "SELECT COUNT(*) FROM DATA"], stdout=subprocess.PIPE,
                           universal_newlines=True, check=True).stdout.strip()
     os.unlink(db_path)
@@ -104,10 +110,12 @@ def main():
     csv_path = os.path.join(big, "bench", "bench.csv")
     size_mb = os.path.getsize(csv_path) / 1e6
     print("CSV: %d rows, %d columns, %.0f MB; %s" % (rows, len(gen.HEADER), size_mb, csv_path))
+    pragmas = build_pragmas(collections)
+    print("PRAGMAs for both: %s" % "; ".join(p.replace("PRAGMA ", "") for p in pragmas))
 
     imports, compiles = [], []
     for index in range(repeat):
-        wall, cpu, count = run_import(csv_path, os.path.join(workdir, "import.db"))
+        wall, cpu, count = run_import(csv_path, os.path.join(workdir, "import.db"), pragmas)
         assert count == rows, count
         imports.append((wall, cpu))
         wall, cpu, report = run_compile(collections, big)

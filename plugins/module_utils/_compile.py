@@ -18,18 +18,23 @@ categorical variables, range, and a non-empty ``dataset``. A third table,
 unchanged pathology is not rebuilt.
 
 How a file is loaded (the hot loop): no Python code runs per value, nor per
-row. Lines are split on commas by C iterators (csv.reader takes over from
-the first block holding a quote), grouped into multi-row INSERT statements
-and bound as parameters by ``executemany``. SQLite does the checking, in C:
-a ``CASE`` expression per value turns null markers into NULL and a value
-outside an enumeration or a range into a blob, the column's type affinity
-converts numeric text, and one query per file finds any blob or any value
-the affinity could not convert (the CHECK constraints, which test types at a
+row. A block of lines is split on line feeds and commas in one call, after a
+byte-level test that every line has as many fields as the header
+(csv.reader takes over from the first block holding a quote). The values
+are grouped into multi-row INSERT statements and bound as parameters by
+``executemany``. SQLite does the checking, in C: a ``CASE`` expression per
+value turns null markers into NULL, the column's type affinity converts
+numeric text, and a temporary partial index whose WHERE clause is the
+rules (``row_problem_sql``) receives every row holding a value of the wrong
+type, outside an enumeration or a range, or no dataset. SQLite evaluates
+that clause on the converted values of each new row, so checking needs no
+second pass over the table. The CHECK constraints, which test types at a
 higher cost, are switched off while loading; ``PRAGMA integrity_check``
-passes on the result). A malformed row stops the load at once, a bad value
+passes on the result. A malformed row stops the load at once, a bad value
 at the end of its file; the file is then read again by ``validate_file``, a
 Python validator applying the same rules, which reports every bad value with
-its line, up to the error limit.
+its line, up to the error limit. The partial index is dropped before the
+build commits.
 The database is built in a temporary file in the same folder, with the
 journal and syncs off, then synced and renamed over ``datasets.db``: a failed
 build leaves the previous database in place.
@@ -43,9 +48,11 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import operator
 import os
 import sqlite3
+import sys
 import tempfile
 
 from ansible_collections.mip.federation.plugins.module_utils._cde import (
@@ -135,193 +142,283 @@ def metadata_rows(columns):
                enumerations, column["min"], column["max"])
 
 
-def _literal(value, kind):
-    if kind == "text":
-        return quote_text(value)
-    return repr(float(parse_number(value, kind)))
+# The temporary partial index that marks rejected rows while they are
+# inserted (see row_problem_sql). It is dropped before the build commits.
+PROBLEM_INDEX = "MIP_BUILD_PROBLEMS"
+# Enumerations longer than this are tested by a binary search instead of
+# one comparison per code.
+ENUM_SCAN = 16
+# The largest finite real, as an SQL literal. build_database checks that
+# SQLite reads it exactly, since a real column's test relies on it.
+REAL_MAX_SQL = repr(sys.float_info.max)
 
 
-# What a rejected value becomes: a blob, which no DATA column may hold and
-# which type_problem_sql() finds. (An expression raising an error would stop
-# at once, but SQLite may evaluate a constant function ahead of its CASE
-# branch, so a blob is the safe choice.)
-REJECT = "x''"
+def _number_sql(value, kind):
+    """Return the SQL literal of a number: exact for an int, round-trip for a real."""
+    if kind == "int" and isinstance(value, int):
+        return "%d" % value
+    return repr(float(value))
 
 
-def value_sql(column, param, null_markers):
-    """The SQL expression that stores the CSV text bound to PARAM in COLUMN.
+def _bound_sql(value, side):
+    """Return the SQL literal of a minValue (SIDE -1) or maxValue (SIDE 1),
+    or None for a bound that rejects nothing: none, NaN (Python's validator
+    never fails a comparison with NaN either) or an infinity on its own side."""
+    if value is None or value != value or value == side * math.inf:
+        return None
+    if math.isinf(value):
+        return "-9e999" if value < 0 else "9e999"
+    return _number_sql(value, "int" if isinstance(value, int) else "real")
 
-    A null marker (the empty cell, and the configured ones) becomes NULL,
-    except for ``dataset``, which every row needs. A value outside the
-    enumerations of a categorical variable, or outside ``minValue`` and
-    ``maxValue``, becomes the blob REJECT. The column's affinity converts
-    numeric text. ``type_problem_sql`` then finds a blob, or text that the
-    affinity could not convert. All of it runs inside SQLite, not in Python.
-    """
+
+def _enumeration_sql(name, literals):
+    """Return a condition true when NAME is none of the sorted LITERALS, and
+    NULL when NAME is NULL. A long list is split at a pivot so that a value
+    meets about log2(n) + ENUM_SCAN comparisons."""
+    if not literals:
+        return "%s IS NOT NULL" % name
+    if len(literals) <= ENUM_SCAN:
+        return "(%s)" % " AND ".join("%s <> %s" % (name, literal) for literal in literals)
+    middle = len(literals) // 2
+    return "((%s < %s AND %s) OR (%s >= %s AND %s))" % (
+        name, literals[middle], _enumeration_sql(name, literals[:middle]),
+        name, literals[middle], _enumeration_sql(name, literals[middle:]))
+
+
+def _enumeration_literals(column):
+    codes = column["enumerations"] or []
     kind = column["type"]
-    reject = REJECT
-    null = reject if column["code"] == DATASET_COLUMN else "NULL"
-    nulls = " ".join("WHEN %s THEN %s" % (quote_text(m), null) for m in null_markers)
-    if column["categorical"]:
-        codes = column["enumerations"] or []
-        if kind == "text":
-            whens = " ".join("WHEN %s THEN %s" % (quote_text(c), param) for c in codes)
-            return "CASE %s %s %s ELSE %s END" % (param, nulls, whens, reject)
-        whens = " ".join("WHEN %s THEN %s" % (_literal(c, kind), param) for c in codes)
-        return "CASE %s %s ELSE CASE CAST(%s AS REAL) %s ELSE %s END END" % (param, nulls, param, whens, reject)
-    if kind != "text" and (column["min"] is not None or column["max"] is not None):
-        low = column["min"] if column["min"] is not None else -_FINITE
-        high = column["max"] if column["max"] is not None else _FINITE
-        return ("CASE %s %s ELSE CASE WHEN CAST(%s AS REAL) BETWEEN %r AND %r THEN %s ELSE %s END END"
-                % (param, nulls, param, low, high, param, reject))
-    # CASE is cheaper than NULLIF(), a function call.
-    return "CASE %s %s ELSE %s END" % (param, nulls, param)
+    if kind == "text":
+        # SQLite's BINARY collation compares UTF-8 bytes, which sort as code points do.
+        return [quote_text(code) for code in sorted(set(codes))]
+    numbers = sorted(set(parse_number(code, kind) for code in codes))
+    return [_number_sql(number, kind) for number in numbers]
 
 
-_FINITE = 1.7976931348623157e308
+def row_problem_sql(columns):
+    """Return an SQL condition over the stored values of a DATA row that is
+    true when any of them breaks the rules that validate_file applies.
 
+    The condition is the WHERE clause of the partial index PROBLEM_INDEX.
+    SQLite evaluates it on each new row after the column affinity has
+    converted numeric text, so it reads typed values from registers and
+    costs no second pass over the table. SQLite sorts NULL < numbers < text,
+    and affinity leaves text that is not a number as text and turns
+    ``1e999`` into infinity. So a value is wrong when:
 
-def type_problem_sql(columns):
-    """A condition true for a DATA row holding a rejected value or a value
-    that its column's CHECK constraint would reject, or None.
+    - ``dataset`` is NULL (an empty cell or a null marker);
+    - an int column holds anything but its own integer cast;
+    - a real column holds a value outside minValue and maxValue, or outside
+      the finite reals where a bound is missing (text is above any bound);
+    - an int column holds a value outside minValue or maxValue;
+    - a categorical column holds a value outside its enumerations (compared
+      as numbers for int and real columns).
 
-    SQLite sorts NULL < numbers < text < blobs. Text the affinity could not
-    convert stays text, a rejected value is a blob, and ``1e999`` becomes
-    infinity. So a real column is wrong when its value is >= 9e999 or
-    <= -9e999, an int column when its value is not its own integer cast, and
-    a text column that can receive REJECT (categorical, or ``dataset``) when
-    its value is >= x''. Other text columns only ever receive text or NULL.
+    Comparisons with NULL give NULL, which leaves a row out of the index,
+    so an empty cell passes every test but the first.
     """
     tests = []
     for column in columns:
         name = quote_ident(column["code"])
-        if column["type"] == "int":
+        kind = column["type"]
+        categorical = column["categorical"]
+        if column["code"] == DATASET_COLUMN:
+            tests.append("%s IS NULL" % name)
+        if kind == "int" and not categorical:
+            # Integer enumerations already exclude reals and text.
             tests.append("%s IS NOT CAST(%s AS INTEGER)" % (name, name))
-        elif column["type"] == "real":
-            tests.append("%s >= 9e999 OR %s <= -9e999" % (name, name))
-        elif column["categorical"] or column["code"] == DATASET_COLUMN:
-            tests.append("%s >= x''" % name)
-    return " OR ".join(tests) if tests else None
+        if kind != "text":
+            low = _bound_sql(column["min"], -1)
+            high = _bound_sql(column["max"], 1)
+            if kind == "real" and not categorical:
+                # Real enumerations are finite; otherwise the finite reals bound the column.
+                low = low or "-" + REAL_MAX_SQL
+                high = high or REAL_MAX_SQL
+            if low is not None and high is not None:
+                # BETWEEN reads the column once, two comparisons reading it twice.
+                tests.append("%s NOT BETWEEN %s AND %s" % (name, low, high))
+            elif low is not None:
+                tests.append("%s < %s" % (name, low))
+            elif high is not None:
+                tests.append("%s > %s" % (name, high))
+        if categorical:
+            tests.append(_enumeration_sql(name, _enumeration_literals(column)))
+    return " OR ".join(tests)
 
 
-def insert_sql(header, columns, null_markers, rows=1):
-    """INSERT of ROWS rows of a CSV with HEADER, one parameter per cell."""
-    by_code = dict((c["code"], c) for c in columns)
+def insert_sql(header, null_markers, rows=1):
+    """Return an INSERT of ROWS rows of a CSV with HEADER, one parameter per cell.
+
+    Each value goes through a CASE that turns the empty cell and the null
+    markers into NULL. CASE is cheaper than NULLIF(), a function call.
+    """
     markers = [""] + [m for m in null_markers if m != ""]
+    nulls = " ".join("WHEN %s THEN NULL" % quote_text(m) for m in markers)
     width = len(header)
     groups = []
     for row in range(rows):
-        values = [value_sql(by_code[name], "?%d" % (row * width + index + 1), markers)
-                  for index, name in enumerate(header)]
+        values = []
+        for index in range(width):
+            param = "?%d" % (row * width + index + 1)
+            values.append("CASE %s %s ELSE %s END" % (param, nulls, param))
         groups.append("(%s)" % ", ".join(values))
     return "INSERT INTO DATA (%s) VALUES %s" % (", ".join(quote_ident(c) for c in header), ", ".join(groups))
 
 
-# SQLite before 3.32 allows at most 999 parameters in a statement.
-MAX_PARAMETERS = 999
+# SQLite before 3.32 allows at most 999 parameters in a statement, later
+# versions 32766 by default; Python 3.11 and later can ask the connection.
+OLD_MAX_PARAMETERS = 999
 MAX_BATCH = 32
-READ_BLOCK = 1 << 20
+READ_BLOCK = 1 << 18
+# csv.reader rows are gathered by this many before they are flattened.
+READER_ROWS = 1024
+
+
+def max_parameters(con):
+    """Return the number of parameters a statement on CON may hold."""
+    if hasattr(con, "getlimit"):
+        return con.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else OLD_MAX_PARAMETERS
 
 
 class _RowWidth(Exception):
     """A row has not as many fields as the header."""
 
 
-def fast_rows(handle):
-    """An iterator over the rows of a CSV after its header, as lists of strings.
-
-    While the text holds no quote, no NUL and no carriage return outside a
-    CRLF pair, a row is its line split on commas, which is what csv.reader
-    returns for it, at a fraction of the cost; from the first block that
-    holds one, csv.reader reads the rest. Empty lines are skipped, as are
-    csv.reader's empty rows. Rows are produced by C iterators chained block
-    by block, so no Python code runs per row.
-    """
-    return itertools.chain.from_iterable(_row_blocks(handle))
+class _BadType(Exception):
+    """A file holds a value that the CDEs reject."""
 
 
 def _plain(text):
+    """Tell whether splitting TEXT on line breaks and commas gives what
+    csv.reader returns: no quote, no NUL, no carriage return outside a CRLF pair."""
     if '"' in text or "\x00" in text:
         return False
     return "\r" not in text or text.count("\r") == text.count("\r\n")
 
 
-def _row_blocks(handle):
+# Every byte but the comma and the line feed, removed to leave a text's shape.
+_NOT_SHAPE = bytes(byte for byte in range(256) if byte not in b",\n")
+
+
+def _plain_values(text, width, dataset_index, counts):
+    """Return the fields of TEXT, whole lines without quotes, as one flat list.
+
+    Empty lines are skipped. Raises _RowWidth unless every line has WIDTH
+    fields: the commas and line feeds left once every other byte is
+    removed (UTF-8 continuation bytes are never either) must repeat
+    WIDTH - 1 commas and a line feed, the test running in C over bytes.
+    Adds the rows of each dataset code to COUNTS.
+    """
+    if not text or text[0] == "\n" or text[-1] == "\n" or "\n\n" in text:
+        text = "\n".join(filter(None, text.split("\n")))
+        if not text:
+            return []
+    lines = text.count("\n") + 1
+    row_shape = b"," * (width - 1)
+    if text.encode("utf-8").translate(None, _NOT_SHAPE) != (row_shape + b"\n") * (lines - 1) + row_shape:
+        raise _RowWidth()
+    values = text.replace("\n", ",").split(",")
+    counts.update(values[dataset_index::width])
+    return values
+
+
+def _reader_values(lines, width, dataset_index, counts):
+    """Yield the rows that csv.reader reads from LINES as flat lists, READER_ROWS at a time.
+
+    Empty rows are skipped. Raises _RowWidth at a row of another width than
+    WIDTH; adds the rows of each dataset code to COUNTS.
+    """
+    rows = filter(None, csv_reader(lines))
+    wrong_width = width.__ne__
+    dataset_code = operator.itemgetter(dataset_index)
+    while True:
+        group = list(itertools.islice(rows, READER_ROWS))
+        if not group:
+            return
+        if any(map(wrong_width, map(len, group))):
+            raise _RowWidth()
+        counts.update(map(dataset_code, group))
+        yield list(itertools.chain.from_iterable(group))
+
+
+def value_blocks(handle, width, dataset_index, counts):
+    """Yield the fields of the rows of an open CSV (after its header) as flat
+    lists, each holding whole rows of WIDTH fields.
+
+    While the text holds no quote, no NUL and no carriage return outside a
+    CRLF pair, a block of lines is split on line feeds and commas at once,
+    which gives what csv.reader returns for it at a fraction of the cost.
+    From the first block that holds one, csv.reader reads the rest. Empty
+    lines are skipped. Raises _RowWidth at a row of another width, and adds
+    the rows of each dataset code to COUNTS.
+    """
     tail = ""
     while True:
         block = handle.read(READ_BLOCK)
         if not block:
-            if tail:
-                if _plain(tail + "\n"):
-                    line = tail.rstrip("\r")
-                    if line:
-                        yield [line.split(",")]
-                else:
-                    yield filter(None, csv_reader(io.StringIO(tail, newline="")))
-            return
+            break
         block = tail + block
+        if block.endswith("\r"):
+            # Keep a CRLF pair in one block, so that it does not look like a lone CR.
+            block += handle.read(1)
         if not _plain(block):
             if not block.endswith("\n"):
                 block += handle.readline()  # the rest of the block's last line
-            yield filter(None, csv_reader(itertools.chain(io.StringIO(block, newline=""), handle)))
+            for values in _reader_values(itertools.chain(io.StringIO(block, newline=""), handle),
+                                         width, dataset_index, counts):
+                yield values
             return
+        if "\r" in block:
+            block = block.replace("\r\n", "\n")
         cut = block.rfind("\n")
         if cut < 0:
             tail = block
             continue
         tail = block[cut + 1:]
-        lines = block[:cut].split("\n")
-        if "\r" in block:
-            lines = map(str.rstrip, lines, itertools.repeat("\r"))
-        yield map(str.split, filter(None, lines), itertools.repeat(","))
+        yield _plain_values(block[:cut], width, dataset_index, counts)
+    if tail:
+        yield _plain_values(tail, width, dataset_index, counts)
 
 
-def batches(rows, width, size, leftover, counts, dataset_index):
-    """Group ROWS by SIZE into flat parameter lists; the last, shorter group
-    goes to LEFTOVER. Counts the rows of each dataset code into COUNTS.
-    A row of another width raises _RowWidth."""
-    wrong = width.__ne__
-    code = operator.itemgetter(dataset_index)
-    while True:
-        group = list(itertools.islice(rows, size))
-        if any(map(wrong, map(len, group))):
-            raise _RowWidth()
-        if len(group) < size:
-            leftover.extend(group)
-            return
-        counts.update(map(code, group))
-        yield list(itertools.chain.from_iterable(group))
+def _statement_values(blocks, span, leftover):
+    """Regroup the flat lists BLOCKS into lists of exactly SPAN values; the
+    values of the last, shorter group go to LEFTOVER."""
+    pending = []
+    for values in blocks:
+        if pending:
+            values = pending + values
+        end = len(values) - len(values) % span
+        for group in map(values.__getitem__, map(slice, range(0, end, span), range(span, end + 1, span))):
+            yield group
+        pending = values[end:]
+    leftover.extend(pending)
 
 
-class _BadType(Exception):
-    """A value that its column's type rejects."""
-
-
-def load_file(con, handle, header, columns, null_markers, counts):
+def load_file(con, handle, header, null_markers, counts, problem_condition):
     """Insert the rows of an open CSV (after its header) into DATA.
 
     Returns the number of rows and adds the rows of each dataset code to
     COUNTS. Raises csv.Error, UnicodeDecodeError or _RowWidth at the first
-    malformed row, _BadType after loading a file holding a bad value, and
-    sqlite3.Error if the database fails. CHECK constraints are off while loading
-    (``PRAGMA ignore_check_constraints``): value_sql and type_problem_sql
-    apply the same rules with less work, once per value and once per file.
+    malformed row, _BadType after loading a file holding a value that the
+    CDEs reject, and sqlite3.Error if the database fails. Rows go in groups
+    of up to MAX_BATCH per INSERT statement, bound by ``executemany``; the
+    partial index PROBLEM_INDEX, which must exist with the WHERE clause
+    PROBLEM_CONDITION, receives every rejected row.
     """
     width = len(header)
     dataset_index = header.index(DATASET_COLUMN)
-    size = max(1, min(MAX_BATCH, MAX_PARAMETERS // width))
-    rows = fast_rows(handle)
-    first = con.execute("SELECT COALESCE(MAX(rowid), 0) FROM DATA").fetchone()[0]
+    size = max(1, min(MAX_BATCH, max_parameters(con) // width))
     found = collections.Counter()
     leftover = []
-    if size > 1:
-        con.executemany(insert_sql(header, columns, null_markers, size),
-                        batches(rows, width, size, leftover, found, dataset_index))
-        rows = iter(leftover)
-    con.executemany(insert_sql(header, columns, null_markers),
-                    batches(rows, width, 1, [], found, dataset_index))
-    wrong = type_problem_sql([c for c in columns if c["code"] in set(header)])
-    if wrong and con.execute("SELECT 1 FROM DATA WHERE rowid > ? AND (%s) LIMIT 1" % wrong, (first,)).fetchone():
+    blocks = value_blocks(handle, width, dataset_index, found)
+    con.executemany(insert_sql(header, null_markers, size), _statement_values(blocks, size * width, leftover))
+    if leftover:
+        con.execute(insert_sql(header, null_markers, len(leftover) // width), leftover)
+    # The same condition lets the planner use the partial index, which holds
+    # only rejected rows; INDEXED BY makes it an error if it cannot.
+    rejected = "SELECT 1 FROM DATA INDEXED BY %s WHERE %s LIMIT 1" % (PROBLEM_INDEX, problem_condition)
+    if con.execute(rejected).fetchone():
         raise _BadType()
     counts.update(found)
     return sum(found.values())
@@ -522,6 +619,13 @@ def build_database(folder, pathology, cde_path, csvs, null_markers=(), error_lim
         con.executemany("INSERT INTO METADATA (code, label, sql_type, isCategorical, enumerations, min, max) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?)", metadata_rows(columns))
         con.execute(data_ddl(columns))
+        if con.execute("SELECT %s = ?" % REAL_MAX_SQL, (sys.float_info.max,)).fetchone()[0] != 1:
+            # NOTE: never seen; SQLite 3.40 on x86-64 reads it exactly.
+            raise sqlite3.DatabaseError("this SQLite does not read %s as the largest finite real, "
+                                        "so it cannot tell infinite values apart" % REAL_MAX_SQL)
+        problem_condition = row_problem_sql(columns)
+        con.execute("CREATE INDEX %s ON DATA(%s) WHERE %s"
+                    % (PROBLEM_INDEX, quote_ident(DATASET_COLUMN), problem_condition))
         counts = collections.Counter()
         for name in csvs:
             if len(errors) >= error_limit:
@@ -540,7 +644,7 @@ def build_database(folder, pathology, cde_path, csvs, null_markers=(), error_lim
                     if errors:
                         # The build has failed already: only collect problems.
                         raise _ValidateOnly()
-                    rows = load_file(con, handle, header, columns, null_markers, counts)
+                    rows = load_file(con, handle, header, null_markers, counts, problem_condition)
                     result["files"].append({"file": rel, "rows": rows})
             except DataError as exc:
                 errors.append(problem(str(exc).split(": ", 1)[-1], file=rel))
@@ -562,6 +666,7 @@ def build_database(folder, pathology, cde_path, csvs, null_markers=(), error_lim
                 errors.extend(found)
         if errors:
             return result
+        con.execute("DROP INDEX %s" % PROBLEM_INDEX)
         con.execute("CREATE TABLE %s(key TEXT PRIMARY KEY, value TEXT)" % BUILD_TABLE)
         con.executemany("INSERT INTO %s (key, value) VALUES (?, ?)" % BUILD_TABLE, [
             ("fingerprint", fingerprint_value or ""),

@@ -2,6 +2,7 @@
 every value validated, atomic and incremental builds. Small files are written
 by each test; the last tests compile the sample data."""
 
+import collections
 import csv
 import io
 import json
@@ -15,9 +16,9 @@ from ansible_collections.mip.federation.plugins.module_utils import _compile
 from ansible_collections.mip.federation.plugins.module_utils._cde import check_schema, parse_cde_text
 from ansible_collections.mip.federation.plugins.module_utils._compile import (
     compile_all,
-    fast_rows,
     stored_fingerprint,
     validate_file,
+    value_blocks,
 )
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
@@ -440,6 +441,15 @@ def test_a_subset_of_pathologies(tmp_path):
 # ---------------------------------------------------------------- the fast row reader
 
 
+def read_value_blocks(text, width=2):
+    """Return the flat values and dataset counts value_blocks reads from TEXT."""
+    handle = io.StringIO(text, newline="")
+    next(csv.reader(handle))
+    counts = collections.Counter()
+    values = [v for block in value_blocks(handle, width, 0, counts) for v in block]
+    return values, counts
+
+
 @pytest.mark.parametrize("text", [
     "a,b\n1,2\n3,4\n",
     "a,b\r\n1,2\r\n\r\n3,4",
@@ -450,15 +460,42 @@ def test_a_subset_of_pathologies(tmp_path):
     "a,b\n1,2\r\n3,4\r5,6\r\n7,8",
     'a,b\n1,2\n3,"4\r\n5",6\r\n7,"8\r"\r\n',
     "a,b\n" + "".join("%d,%d\n" % (i, i) for i in range(200)) + '"late, quote",1\n7,8',
+    "a,b\r\n" + "".join("%d,\u00e9%d\r\n" % (i, i) for i in range(200)),
+    "a,b\n , \n\n,\n",
 ])
 @pytest.mark.parametrize("block", [1, 3, 7, 64, 1 << 20])
-def test_fast_rows_equal_csv_reader(monkeypatch, text, block):
+def test_value_blocks_equal_csv_reader(monkeypatch, text, block):
     monkeypatch.setattr(_compile, "READ_BLOCK", block)
-    expected = list(csv.reader(io.StringIO(text, newline=""), strict=True))[1:]
-    expected = [r for r in expected if r]
-    handle = io.StringIO(text, newline="")
-    next(csv.reader(handle))
-    assert list(fast_rows(handle)) == expected
+    expected = [r for r in list(csv.reader(io.StringIO(text, newline=""), strict=True))[1:] if r]
+    if any(len(r) != 2 for r in expected):
+        with pytest.raises(_compile._RowWidth):
+            read_value_blocks(text)
+        return
+    values, counts = read_value_blocks(text)
+    assert values == [v for r in expected for v in r]
+    assert counts == collections.Counter(r[0] for r in expected)
+
+
+@pytest.mark.parametrize("lines", [
+    ["1,2", "3"],
+    ["1,2", "3,4,5"],
+    ["1", "2,3,4"],  # as many fields as two good rows
+    ["1,2", ""] + ["5,6"] * 50 + ["7,8,9,10", "11"],
+])
+@pytest.mark.parametrize("block", [1, 5, 1 << 20])
+def test_value_blocks_reject_rows_of_another_width(monkeypatch, lines, block):
+    monkeypatch.setattr(_compile, "READ_BLOCK", block)
+    with pytest.raises(_compile._RowWidth):
+        read_value_blocks("a,b\n" + "\n".join(lines) + "\n")
+
+
+def test_value_blocks_keep_crlf_split_across_blocks_on_the_fast_path(monkeypatch):
+    """A block ending between CR and LF is completed, so csv.reader, which
+    is slower, never takes over a file that holds no quote."""
+    monkeypatch.setattr(_compile, "READ_BLOCK", 4)
+    monkeypatch.setattr(_compile, "_reader_values", None)  # calling it would fail
+    values, _counts = read_value_blocks("a,b\r\n1,2\r\n3,4\r\n56,7\r\n")
+    assert values == ["1", "2", "3", "4", "56", "7"]
 
 
 def test_batches_of_many_rows_hold_every_row(tmp_path, monkeypatch):
