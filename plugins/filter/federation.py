@@ -81,12 +81,18 @@ def swarm_node_row(node):
     spec = node.get("Spec", {})
     status = node.get("Status", {})
     manager = node.get("ManagerStatus") or {}
+    if manager.get("Leader"):
+        manager_role = "leader"
+    elif manager:
+        manager_role = "manager"
+    else:
+        manager_role = ""
     return [
         node.get("Description", {}).get("Hostname", ""),
         spec.get("Role", ""),
         status.get("State", ""),
         spec.get("Availability", ""),
-        "leader" if manager.get("Leader") else ("manager" if manager else ""),
+        manager_role,
         (spec.get("Labels") or {}).get("name", "(none)"),
         status.get("Addr", ""),
     ]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the host packages the lab needs and start a Docker daemon if none
-# answers. Works without systemd, as on CI machines and containers.
+# responds. Works without systemd, as on CI machines and containers.
 set -euo pipefail
 
 missing=()
