@@ -289,36 +289,39 @@ class _BadType(Exception):
     """A file holds a value that the CDEs reject."""
 
 
-def _plain(text):
-    """Tell whether splitting TEXT on line breaks and commas gives what
-    csv.reader returns: no quote, no NUL, no carriage return outside a CRLF pair."""
-    if '"' in text or "\x00" in text:
-        return False
-    return "\r" not in text or text.count("\r") == text.count("\r\n")
+# Every byte but those that shape a CSV text: the separators, and the quote,
+# NUL and carriage return that can make csv.reader read it otherwise.
+_NOT_SHAPE = bytes(byte for byte in range(256) if byte not in b',\n\r"\x00')
 
 
-# Every byte but the comma and the line feed, removed to leave a text's shape.
-_NOT_SHAPE = bytes(byte for byte in range(256) if byte not in b",\n")
+def _split_lines(text, width, dataset_index, counts):
+    """Return the fields of TEXT, whole lines ending in a line break, as one
+    flat list, or None when csv.reader must read TEXT (a quote, a NUL or a
+    carriage return outside a CRLF pair).
 
-
-def _plain_values(text, width, dataset_index, counts):
-    """Return the fields of TEXT, whole lines without quotes, as one flat list.
-
-    Empty lines are skipped. Raises _RowWidth unless every line has WIDTH
-    fields: the commas and line feeds left once every other byte is
-    removed (UTF-8 continuation bytes are never either) must repeat
-    WIDTH - 1 commas and a line feed, the test running in C over bytes.
-    Adds the rows of each dataset code to COUNTS.
+    The common case is tested in C over bytes: once every byte but the
+    separators is removed (UTF-8 continuation bytes are never one), a
+    text whose every line has WIDTH fields is WIDTH - 1 commas and a line
+    break, repeated. Empty lines are skipped. Raises _RowWidth at a line of
+    another width, and adds the rows of each dataset code to COUNTS.
     """
-    if not text or text[0] == "\n" or text[-1] == "\n" or "\n\n" in text:
-        text = "\n".join(filter(None, text.split("\n")))
-        if not text:
+    shape = text.encode("utf-8").translate(None, _NOT_SHAPE)
+    commas = b"," * (width - 1)
+    if width > 1 and shape[width - 1:width] == b"\n" and shape == (commas + b"\n") * (len(shape) // width):
+        values = text[:-1].replace("\n", ",").split(",")
+    elif width > 1 and shape == (commas + b"\r\n") * (len(shape) // (width + 1)):
+        values = text[:-2].replace("\r\n", ",").split(",")
+    else:
+        # Empty lines, mixed line breaks, a width-1 file (whose empty line
+        # has the shape of a row) or a wrong row: line by line.
+        if b'"' in shape or b"\x00" in shape or shape.count(b"\r") != shape.count(b"\r\n"):
+            return None
+        lines = list(filter(None, text.replace("\r\n", "\n").split("\n")))
+        if not lines:
             return []
-    lines = text.count("\n") + 1
-    row_shape = b"," * (width - 1)
-    if text.encode("utf-8").translate(None, _NOT_SHAPE) != (row_shape + b"\n") * (lines - 1) + row_shape:
-        raise _RowWidth()
-    values = text.replace("\n", ",").split(",")
+        if set(map(str.count, lines, itertools.repeat(","))) != {width - 1}:
+            raise _RowWidth()
+        values = ",".join(lines).split(",")
     counts.update(values[dataset_index::width])
     return values
 
@@ -346,12 +349,12 @@ def value_blocks(handle, width, dataset_index, counts):
     """Yield the fields of the rows of an open CSV (after its header) as flat
     lists, each holding whole rows of WIDTH fields.
 
-    While the text holds no quote, no NUL and no carriage return outside a
-    CRLF pair, a block of lines is split on line feeds and commas at once,
-    which gives what csv.reader returns for it at a fraction of the cost.
-    From the first block that holds one, csv.reader reads the rest. Empty
-    lines are skipped. Raises _RowWidth at a row of another width, and adds
-    the rows of each dataset code to COUNTS.
+    While the text has no quote, no NUL and no carriage return outside a
+    CRLF pair, each block of lines is split on line breaks and commas at
+    once (see _split_lines). That gives what csv.reader returns for it, at a
+    fraction of the cost. From the first block that has one, csv.reader
+    reads the rest. Empty lines are skipped. Raises _RowWidth at a row of
+    another width, and adds the rows of each dataset code to COUNTS.
     """
     tail = ""
     while True:
@@ -362,23 +365,26 @@ def value_blocks(handle, width, dataset_index, counts):
         if block.endswith("\r"):
             # Keep a CRLF pair in one block, so that it does not look like a lone CR.
             block += handle.read(1)
-        if not _plain(block):
+        cut = block.rfind("\n") + 1
+        if cut == 0:
+            tail = block
+            continue
+        values = _split_lines(block[:cut], width, dataset_index, counts)
+        if values is None:
             if not block.endswith("\n"):
                 block += handle.readline()  # the rest of the block's last line
             for values in _reader_values(itertools.chain(io.StringIO(block, newline=""), handle),
                                          width, dataset_index, counts):
                 yield values
             return
-        if "\r" in block:
-            block = block.replace("\r\n", "\n")
-        cut = block.rfind("\n")
-        if cut < 0:
-            tail = block
-            continue
-        tail = block[cut + 1:]
-        yield _plain_values(block[:cut], width, dataset_index, counts)
+        tail = block[cut:]
+        yield values
     if tail:
-        yield _plain_values(tail, width, dataset_index, counts)
+        values = _split_lines(tail + "\n", width, dataset_index, counts)
+        if values is None:
+            values = list(itertools.chain.from_iterable(
+                _reader_values(io.StringIO(tail, newline=""), width, dataset_index, counts)))
+        yield values
 
 
 def _statement_values(blocks, span, leftover):
@@ -386,10 +392,15 @@ def _statement_values(blocks, span, leftover):
     values of the last, shorter group go to LEFTOVER."""
     pending = []
     for values in blocks:
+        start = 0
         if pending:
-            values = pending + values
-        end = len(values) - len(values) % span
-        for group in map(values.__getitem__, map(slice, range(0, end, span), range(span, end + 1, span))):
+            start = span - len(pending)
+            if start > len(values):
+                pending = pending + values
+                continue
+            yield pending + values[:start]
+        end = len(values) - (len(values) - start) % span
+        for group in map(values.__getitem__, map(slice, range(start, end, span), range(start + span, end + 1, span))):
             yield group
         pending = values[end:]
     leftover.extend(pending)

@@ -462,6 +462,10 @@ def read_value_blocks(text, width=2):
     "a,b\n" + "".join("%d,%d\n" % (i, i) for i in range(200)) + '"late, quote",1\n7,8',
     "a,b\r\n" + "".join("%d,\u00e9%d\r\n" % (i, i) for i in range(200)),
     "a,b\n , \n\n,\n",
+    "a,b\n1,2\r\n3,4\n\r\n5,6\r\n7,8\n",
+    "a,b\n1,2\n3,4\x00\n5,6\n",
+    "a,b\n1,2\n3,4\r",
+    'a,b\n1,2\n3,"4"',
 ])
 @pytest.mark.parametrize("block", [1, 3, 7, 64, 1 << 20])
 def test_value_blocks_equal_csv_reader(monkeypatch, text, block):
@@ -487,6 +491,15 @@ def test_value_blocks_reject_rows_of_another_width(monkeypatch, lines, block):
     monkeypatch.setattr(_compile, "READ_BLOCK", block)
     with pytest.raises(_compile._RowWidth):
         read_value_blocks("a,b\n" + "\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("text", ["x\n1\n\n2\r\n\r\n3", "x\r\n\r\n1\r\n", "x\n\n"])
+@pytest.mark.parametrize("block", [1, 2, 1 << 20])
+def test_value_blocks_skip_empty_lines_of_one_column(monkeypatch, text, block):
+    """In a one-column file an empty line has the shape of a row, yet csv.reader skips it."""
+    monkeypatch.setattr(_compile, "READ_BLOCK", block)
+    expected = [r[0] for r in csv.reader(io.StringIO(text, newline="")) if r][1:]
+    assert read_value_blocks(text, width=1)[0] == expected
 
 
 def test_value_blocks_keep_crlf_split_across_blocks_on_the_fast_path(monkeypatch):
