@@ -1,5 +1,5 @@
 # Copyright: mip.federation contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Compile a pathology's CDEs and CSVs into ``datasets.db`` for exareme.
 
 The database has the two tables exareme 24.5.1's converter

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import random
 import shutil
 import sqlite3
 
@@ -321,6 +322,96 @@ def test_csvs_without_cdes_fail_and_empty_folders_are_skipped(tmp_path):
     assert "empty: skipped, no CDEsMetadata.json and no CSV" in result["notes"]
 
 
+# Columns whose rules the partial index and the validator must apply alike.
+RULE_COLUMNS = [
+    variable("count", "int"),
+    variable("score", "int", low=0, high=30),
+    variable("lowonly", "int", low=5),
+    variable("level", "int", True, ["1", "2", "3"]),
+    variable("mass", "real"),
+    variable("ratio", "real", low=-1.5, high=1.5),
+    variable("highonly", "real", high=10),
+    variable("dose", "real", True, ["0.5", "1", "2.25"]),
+    variable("site", "text", True, ["a", "B", "c d", "\u00e9t\u00e9"]),
+    variable("icd", "text", True, ["c%02d" % i for i in range(40)]),
+    variable("stage", "int", True, [str(i) for i in range(0, 60, 3)]),
+]
+RULE_VALUES = ["", "0", "1", "2", "3", "1.0", "1e0", "2.25", "0.5", "-1.5", "1.5", "1.50001", "-2", "4", "5",
+               "10", "10.0", "10.5", "30", "31", "-0", " 7 ", "1e999", "-1e999", "1e308", "-1e308",
+               "1.7976931348623157e308", "9223372036854775807", "9223372036854775808", "abc", "nan", "a",
+               "b", "B", "c d", "\u00e9t\u00e9", "c00", "c39", "c40", "c1", "57", "58", "0x10"]
+
+
+@pytest.mark.parametrize("code", [c["code"] for c in RULE_COLUMNS])
+def test_database_rules_agree_with_validator(tmp_path, code):
+    """Each value, alone in its file, fails the build with the validator's
+    message or is stored: the partial index that checks values during the
+    insert neither lets a bad value through nor rejects a good one."""
+    doc = cdes(*RULE_COLUMNS)
+    columns, _errors = check_schema(doc, "x")
+    names = ["v%02d" % i for i in range(len(RULE_VALUES))]
+    for name, value in zip(names, RULE_VALUES):
+        pathology(tmp_path, {"a.csv": 'dataset,%s\nedsd,"%s"\n' % (code, value)}, doc, name=name)
+    result = compile_all(str(tmp_path))
+    rejected = 0
+    for name, value in zip(names, RULE_VALUES):
+        folder = os.path.join(str(tmp_path), name)
+        expected = [e["msg"] for e in validate_file(os.path.join(folder, "a.csv"), name + "/a.csv",
+                                                      ["dataset", code], columns, [], 10)]
+        assert [e["msg"] for e in result["pathologies"][name]["errors"]] == expected, value
+        if expected:
+            rejected += 1
+        else:
+            assert len(rows(os.path.join(folder, "datasets.db"), "SELECT %s FROM DATA" % code)) == 1
+    assert 0 < rejected < len(RULE_VALUES)
+
+
+def test_range_of_large_integers_is_exact(tmp_path):
+    doc = cdes(variable("big", "int", high=9007199254740992))
+    pathology(tmp_path, {"a.csv": "dataset,big\nedsd,9007199254740992\nedsd,9007199254740993\n"}, doc)
+    assert messages(compile_all(str(tmp_path))) == [
+        "dementia/a.csv, line 3, column 'big', value '9007199254740993': expected a value of at most "
+        "9007199254740992 (maxValue)"]
+
+
+def test_long_enumeration_accepts_each_code_only(tmp_path):
+    codes = ["v%03d" % i for i in range(0, 300, 3)]
+    doc = cdes(variable("visit", "text", True, codes))
+    lines = "".join("edsd,%s\n" % c for c in reversed(codes))
+    folder = pathology(tmp_path, {"a.csv": "dataset,visit\n" + lines}, doc)
+    assert messages(compile_all(str(tmp_path))) == []
+    assert rows(os.path.join(folder, "datasets.db"), "SELECT COUNT(DISTINCT visit) FROM DATA") == [(100,)]
+    with open(os.path.join(folder, "a.csv"), "a") as handle:
+        handle.write("edsd,v001\nedsd,v297\nedsd,v299\nedsd,v\n")
+    assert [e["line"] for e in compile_all(str(tmp_path))["errors"]] == [102, 104, 105]
+
+
+def test_non_finite_bounds_act_as_the_validator_reads_them(tmp_path):
+    """JSON's Infinity and NaN are read by Python's json module: an infinite
+    maxValue bounds nothing, a NaN bound fails no comparison."""
+    text = ('{"code": "d", "label": "D", "variables": ['
+            '{"code": "dataset", "label": "D", "sql_type": "text", "isCategorical": false},'
+            '{"code": "x", "label": "X", "sql_type": "real", "isCategorical": false,'
+            ' "minValue": NaN, "maxValue": Infinity}]}')
+    folder = pathology(tmp_path, {"a.csv": "dataset,x\nedsd,-5\nedsd,1e300\n"}, False)
+    with open(os.path.join(folder, "CDEsMetadata.json"), "w") as handle:
+        handle.write(text)
+    assert messages(compile_all(str(tmp_path))) == []
+    with open(os.path.join(folder, "a.csv"), "a") as handle:
+        handle.write("edsd,1e999\n")
+    assert messages(compile_all(str(tmp_path))) == [
+        "dementia/a.csv, line 4, column 'x', value '1e999': expected a real number (sql_type real)"]
+
+
+def test_problem_index_is_gone_after_build(tmp_path):
+    folder = pathology(tmp_path, {"a.csv": GOOD})
+    compile_all(str(tmp_path))
+    db = os.path.join(folder, "datasets.db")
+    assert rows(db, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL") == []
+    assert rows(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") == [
+        ("DATA",), ("METADATA",), ("MIP_BUILD",)]
+
+
 # ---------------------------------------------------------------- atomic and incremental
 
 
@@ -509,6 +600,25 @@ def test_value_blocks_keep_crlf_split_across_blocks_on_the_fast_path(monkeypatch
     monkeypatch.setattr(_compile, "_reader_values", None)  # calling it would fail
     values, _counts = read_value_blocks("a,b\r\n1,2\r\n3,4\r\n56,7\r\n")
     assert values == ["1", "2", "3", "4", "56", "7"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_value_blocks_match_csv_reader_on_random_text(monkeypatch, seed):
+    rnd = random.Random(seed)
+    monkeypatch.setattr(_compile, "READ_BLOCK", rnd.choice([1, 2, 5, 16, 1 << 20]))
+    pieces = ["a", "bc", ",", ",", "\n", "\n", "\r\n", "\u00e9", " "] + rnd.choice([[], ['"'], ["\r"], ["\x00"]])
+    text = "h1,h2\n" + "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 60)))
+    try:
+        expected = [r for r in list(csv.reader(io.StringIO(text, newline=""), strict=True))[1:] if r]
+    except csv.Error:
+        with pytest.raises((csv.Error, _compile._RowWidth)):
+            read_value_blocks(text)
+        return
+    if any(len(r) != 2 for r in expected):
+        with pytest.raises(_compile._RowWidth):
+            read_value_blocks(text)
+        return
+    assert read_value_blocks(text)[0] == [v for r in expected for v in r]
 
 
 def test_batches_of_many_rows_hold_every_row(tmp_path, monkeypatch):
