@@ -21,4 +21,4 @@ if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; fi
 BENCH_DIR=${BENCH_DIR:-/tmp/mip-bench-compile}
 mkdir -p "$BENCH_DIR"
 echo "sqlite3 $(sqlite3 --version | cut -d' ' -f1), $($PYTHON -V), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-exec "$PYTHON" bench/compile/run.py "$BENCH_DIR" "${1:-1000000}" "${2:-3}"
+exec "$PYTHON" bench/compile/run.py "$BENCH_DIR" "${1:-1000000}" "${2:-5}"

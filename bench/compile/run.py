@@ -5,7 +5,7 @@
     python3 run.py WORKDIR [ROWS] [REPEAT]
 
 Generates a pathology of ROWS rows (default 1,000,000) and one of 100,000
-rows under WORKDIR, then, REPEAT times (default 3) and interleaved:
+rows under WORKDIR, then, REPEAT times (default 5) and interleaved:
 
 - the sqlite3 command-line shell imports the CSV into a new database
   (``.import --csv``: every column TEXT, nothing validated), after the
@@ -98,7 +98,7 @@ def run_compile(collections, folder):
 def main():
     workdir = os.path.abspath(sys.argv[1])
     rows = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
-    repeat = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    repeat = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     collections = collections_path(workdir)
     big = os.path.join(workdir, "p%d" % rows)
     small = os.path.join(workdir, "p100000")

@@ -18,14 +18,14 @@ categorical variables, range, and a non-empty ``dataset``. A third table,
 unchanged pathology is not rebuilt.
 
 How a file is loaded (the hot loop): no Python code runs per value, nor per
-row. A block of lines is split on line feeds and commas in one call, after a
+row. A block of lines is split on line breaks and commas in one call, after a
 byte-level test that every line has as many fields as the header
-(csv.reader takes over from the first block holding a quote). The values
+(csv.reader takes over from the first block with a quote). The values
 are grouped into multi-row INSERT statements and bound as parameters by
 ``executemany``. SQLite does the checking, in C: a ``CASE`` expression per
 value turns null markers into NULL, the column's type affinity converts
 numeric text, and a temporary partial index whose WHERE clause is the
-rules (``row_problem_sql``) receives every row holding a value of the wrong
+rules (``row_problem_sql``) receives every row that stores a value of the wrong
 type, outside an enumeration or a range, or no dataset. SQLite evaluates
 that clause on the converted values of each new row, so checking needs no
 second pass over the table. The CHECK constraints, which test types at a
@@ -161,10 +161,13 @@ def _number_sql(value, kind):
 
 
 def _bound_sql(value, side):
-    """Return the SQL literal of a minValue (SIDE -1) or maxValue (SIDE 1),
-    or None for a bound that rejects nothing: none, NaN (Python's validator
-    never fails a comparison with NaN either) or an infinity on its own side."""
-    if value is None or value != value or value == side * math.inf:
+    """Return the SQL literal of a minValue (SIDE -1) or maxValue (SIDE 1).
+
+    Returns None for a bound that rejects nothing: a missing bound, NaN
+    (validate_file compares with it, which is never true) or an infinity
+    on its own side.
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == side * math.inf:
         return None
     if math.isinf(value):
         return "-9e999" if value < 0 else "9e999"
@@ -172,7 +175,7 @@ def _bound_sql(value, side):
 
 
 def _enumeration_sql(name, literals):
-    """Return a condition true when NAME is none of the sorted LITERALS, and
+    """Return a condition true when NAME equals none of the sorted LITERALS, and
     NULL when NAME is NULL. A long list is split at a pivot so that a value
     meets about log2(n) + ENUM_SCAN comparisons."""
     if not literals:
@@ -207,11 +210,11 @@ def row_problem_sql(columns):
     ``1e999`` into infinity. So a value is wrong when:
 
     - ``dataset`` is NULL (an empty cell or a null marker);
-    - an int column holds anything but its own integer cast;
-    - a real column holds a value outside minValue and maxValue, or outside
+    - an int column stores a value other than its own integer cast;
+    - a real column stores a value outside minValue and maxValue, or outside
       the finite reals where a bound is missing (text is above any bound);
-    - an int column holds a value outside minValue or maxValue;
-    - a categorical column holds a value outside its enumerations (compared
+    - an int column stores a value outside minValue or maxValue;
+    - a categorical column stores a value outside its enumerations (compared
       as numbers for int and real columns).
 
     Comparisons with NULL give NULL, which leaves a row out of the index,
@@ -235,7 +238,7 @@ def row_problem_sql(columns):
                 low = low or "-" + REAL_MAX_SQL
                 high = high or REAL_MAX_SQL
             if low is not None and high is not None:
-                # BETWEEN reads the column once, two comparisons reading it twice.
+                # BETWEEN loads the column into a register once, where two comparisons load it twice.
                 tests.append("%s NOT BETWEEN %s AND %s" % (name, low, high))
             elif low is not None:
                 tests.append("%s < %s" % (name, low))
@@ -270,7 +273,7 @@ def insert_sql(header, null_markers, rows=1):
 OLD_MAX_PARAMETERS = 999
 MAX_BATCH = 32
 READ_BLOCK = 1 << 18
-# csv.reader rows are gathered by this many before they are flattened.
+# Rows from csv.reader are flattened this many at a time.
 READER_ROWS = 1024
 
 
@@ -286,7 +289,7 @@ class _RowWidth(Exception):
 
 
 class _BadType(Exception):
-    """A file holds a value that the CDEs reject."""
+    """A file contains a value that the CDEs reject."""
 
 
 # Every byte but those that shape a CSV text: the separators, and the quote,
@@ -299,10 +302,10 @@ def _split_lines(text, width, dataset_index, counts):
     flat list, or None when csv.reader must read TEXT (a quote, a NUL or a
     carriage return outside a CRLF pair).
 
-    The common case is tested in C over bytes: once every byte but the
-    separators is removed (UTF-8 continuation bytes are never one), a
-    text whose every line has WIDTH fields is WIDTH - 1 commas and a line
-    break, repeated. Empty lines are skipped. Raises _RowWidth at a line of
+    The common case is tested in C over bytes. Once every byte but the
+    separators is removed, a text whose every line has WIDTH fields is
+    WIDTH - 1 commas and a line break, repeated. (A UTF-8 continuation byte
+    is never a separator.) Empty lines are skipped. Raises _RowWidth at a line of
     another width, and adds the rows of each dataset code to COUNTS.
     """
     shape = text.encode("utf-8").translate(None, _NOT_SHAPE)
@@ -347,7 +350,7 @@ def _reader_values(lines, width, dataset_index, counts):
 
 def value_blocks(handle, width, dataset_index, counts):
     """Yield the fields of the rows of an open CSV (after its header) as flat
-    lists, each holding whole rows of WIDTH fields.
+    lists, each containing whole rows of WIDTH fields.
 
     While the text has no quote, no NUL and no carriage return outside a
     CRLF pair, each block of lines is split on line breaks and commas at
@@ -373,9 +376,8 @@ def value_blocks(handle, width, dataset_index, counts):
         if values is None:
             if not block.endswith("\n"):
                 block += handle.readline()  # the rest of the block's last line
-            for values in _reader_values(itertools.chain(io.StringIO(block, newline=""), handle),
-                                         width, dataset_index, counts):
-                yield values
+            yield from _reader_values(itertools.chain(io.StringIO(block, newline=""), handle),
+                                      width, dataset_index, counts)
             return
         tail = block[cut:]
         yield values
@@ -400,8 +402,7 @@ def _statement_values(blocks, span, leftover):
                 continue
             yield pending + values[:start]
         end = len(values) - (len(values) - start) % span
-        for group in map(values.__getitem__, map(slice, range(start, end, span), range(start + span, end + 1, span))):
-            yield group
+        yield from map(values.__getitem__, map(slice, range(start, end, span), range(start + span, end + 1, span)))
         pending = values[end:]
     leftover.extend(pending)
 
@@ -411,11 +412,11 @@ def load_file(con, handle, header, null_markers, counts, problem_condition):
 
     Returns the number of rows and adds the rows of each dataset code to
     COUNTS. Raises csv.Error, UnicodeDecodeError or _RowWidth at the first
-    malformed row, _BadType after loading a file holding a value that the
+    malformed row, _BadType after loading a file that contains a value the
     CDEs reject, and sqlite3.Error if the database fails. Rows go in groups
-    of up to MAX_BATCH per INSERT statement, bound by ``executemany``; the
-    partial index PROBLEM_INDEX, which must exist with the WHERE clause
-    PROBLEM_CONDITION, receives every rejected row.
+    of up to MAX_BATCH per INSERT statement, bound by ``executemany``. The
+    partial index PROBLEM_INDEX must exist with the WHERE clause
+    PROBLEM_CONDITION, because it receives the rejected rows.
     """
     width = len(header)
     dataset_index = header.index(DATASET_COLUMN)
@@ -426,8 +427,8 @@ def load_file(con, handle, header, null_markers, counts, problem_condition):
     con.executemany(insert_sql(header, null_markers, size), _statement_values(blocks, size * width, leftover))
     if leftover:
         con.execute(insert_sql(header, null_markers, len(leftover) // width), leftover)
-    # The same condition lets the planner use the partial index, which holds
-    # only rejected rows; INDEXED BY makes it an error if it cannot.
+    # The same condition lets the planner use the partial index, which contains
+    # only rejected rows. INDEXED BY makes it an error if it cannot.
     rejected = "SELECT 1 FROM DATA INDEXED BY %s WHERE %s LIMIT 1" % (PROBLEM_INDEX, problem_condition)
     if con.execute(rejected).fetchone():
         raise _BadType()
@@ -631,7 +632,7 @@ def build_database(folder, pathology, cde_path, csvs, null_markers=(), error_lim
                         "VALUES (?, ?, ?, ?, ?, ?, ?)", metadata_rows(columns))
         con.execute(data_ddl(columns))
         if con.execute("SELECT %s = ?" % REAL_MAX_SQL, (sys.float_info.max,)).fetchone()[0] != 1:
-            # NOTE: never seen; SQLite 3.40 on x86-64 reads it exactly.
+            # NOTE: not seen on a tested system. SQLite 3.40.1 on x86-64 reads the literal exactly.
             raise sqlite3.DatabaseError("this SQLite does not read %s as the largest finite real, "
                                         "so it cannot tell infinite values apart" % REAL_MAX_SQL)
         problem_condition = row_problem_sql(columns)
@@ -651,6 +652,11 @@ def build_database(folder, pathology, cde_path, csvs, null_markers=(), error_lim
                     bad_header = header_problems(header, rel, known=known)
                     if bad_header:
                         errors.extend(bad_header[:error_limit - len(errors)])
+                        continue
+                    if len(header) > max_parameters(con):
+                        errors.append(problem("the header has %d columns, more than the %d parameters that SQLite %s "
+                                              "allows in a statement" % (len(header), max_parameters(con),
+                                                                         sqlite3.sqlite_version), file=rel, line=1))
                         continue
                     if errors:
                         # The build has failed already: only collect problems.

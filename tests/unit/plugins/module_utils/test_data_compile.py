@@ -356,8 +356,8 @@ def test_database_rules_agree_with_validator(tmp_path, code):
     rejected = 0
     for name, value in zip(names, RULE_VALUES):
         folder = os.path.join(str(tmp_path), name)
-        expected = [e["msg"] for e in validate_file(os.path.join(folder, "a.csv"), name + "/a.csv",
-                                                      ["dataset", code], columns, [], 10)]
+        found = validate_file(os.path.join(folder, "a.csv"), name + "/a.csv", ["dataset", code], columns, [], 10)
+        expected = [e["msg"] for e in found]
         assert [e["msg"] for e in result["pathologies"][name]["errors"]] == expected, value
         if expected:
             rejected += 1
@@ -386,7 +386,7 @@ def test_long_enumeration_accepts_each_code_only(tmp_path):
     assert [e["line"] for e in compile_all(str(tmp_path))["errors"]] == [102, 104, 105]
 
 
-def test_non_finite_bounds_act_as_the_validator_reads_them(tmp_path):
+def test_non_finite_bounds_match_validator(tmp_path):
     """JSON's Infinity and NaN are read by Python's json module: an infinite
     maxValue bounds nothing, a NaN bound fails no comparison."""
     text = ('{"code": "d", "label": "D", "variables": ['
@@ -401,6 +401,14 @@ def test_non_finite_bounds_act_as_the_validator_reads_them(tmp_path):
         handle.write("edsd,1e999\n")
     assert messages(compile_all(str(tmp_path))) == [
         "dementia/a.csv, line 4, column 'x', value '1e999': expected a real number (sql_type real)"]
+
+
+def test_header_wider_than_parameter_limit_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(_compile, "max_parameters", lambda _con: 3)
+    pathology(tmp_path, {"a.csv": "dataset,age,gender\nedsd,1,F\n", "b.csv": "dataset,age,gender,volume\nedsd,1,F,2\n"})
+    assert messages(compile_all(str(tmp_path))) == [
+        "dementia/b.csv, line 1: the header has 4 columns, more than the 3 parameters that SQLite %s allows in a "
+        "statement" % sqlite3.sqlite_version]
 
 
 def test_problem_index_is_gone_after_build(tmp_path):
@@ -593,7 +601,7 @@ def test_value_blocks_skip_empty_lines_of_one_column(monkeypatch, text, block):
     assert read_value_blocks(text, width=1)[0] == expected
 
 
-def test_value_blocks_keep_crlf_split_across_blocks_on_the_fast_path(monkeypatch):
+def test_value_blocks_crlf_across_block_boundary(monkeypatch):
     """A block ending between CR and LF is completed, so csv.reader, which
     is slower, never takes over a file that holds no quote."""
     monkeypatch.setattr(_compile, "READ_BLOCK", 4)
@@ -607,7 +615,7 @@ def test_value_blocks_match_csv_reader_on_random_text(monkeypatch, seed):
     rnd = random.Random(seed)
     monkeypatch.setattr(_compile, "READ_BLOCK", rnd.choice([1, 2, 5, 16, 1 << 20]))
     pieces = ["a", "bc", ",", ",", "\n", "\n", "\r\n", "\u00e9", " "] + rnd.choice([[], ['"'], ["\r"], ["\x00"]])
-    text = "h1,h2\n" + "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 60)))
+    text = "h1,h2\n" + "".join(rnd.choices(pieces, k=rnd.randint(0, 60)))
     try:
         expected = [r for r in list(csv.reader(io.StringIO(text, newline=""), strict=True))[1:] if r]
     except csv.Error:
