@@ -146,6 +146,22 @@ def _bound(variable, primary, fallback):
     return None, None
 
 
+def _bound_problem(key, value):
+    """Describe why VALUE cannot be the bound KEY, or return None.
+
+    Python's JSON reader accepts NaN, Infinity and -Infinity (and reads a
+    literal such as 1e400 as infinity), but a bound must be a finite number.
+    """
+    if value is None:
+        return None
+    if not _number(value):
+        return "%s must be a number, found %r" % (key, value)
+    if isinstance(value, float) and not math.isfinite(value):
+        # json.dumps spells the value as the CDE file does: NaN, Infinity, -Infinity.
+        return "%s must be a finite number, found %s" % (key, json.dumps(value))
+    return None
+
+
 def check_schema(doc, rel):
     """Check a CDE document for compilation and describe its columns.
 
@@ -216,11 +232,9 @@ def check_schema(doc, rel):
         if kind == "text":
             low = high = None
         else:
-            if low is not None and not _number(low):
-                bad("%s must be a number, found %r" % (low_key, low))
-                continue
-            if high is not None and not _number(high):
-                bad("%s must be a number, found %r" % (high_key, high))
+            bound_problem = _bound_problem(low_key, low) or _bound_problem(high_key, high)
+            if bound_problem:
+                bad(bound_problem)
                 continue
             if low is not None and high is not None and low > high:
                 bad("%s %r is greater than %s %r" % (low_key, low, high_key, high))

@@ -386,21 +386,24 @@ def test_long_enumeration_accepts_each_code_only(tmp_path):
     assert [e["line"] for e in compile_all(str(tmp_path))["errors"]] == [102, 104, 105]
 
 
-def test_non_finite_bounds_match_validator(tmp_path):
-    """JSON's Infinity and NaN are read by Python's json module: an infinite
-    maxValue bounds nothing, a NaN bound fails no comparison."""
+@pytest.mark.parametrize("bounds, message", [
+    ('"minValue": NaN, "maxValue": 10', "minValue must be a finite number, found NaN"),
+    ('"minValue": 0, "maxValue": Infinity', "maxValue must be a finite number, found Infinity"),
+])
+def test_non_finite_bounds_fail_the_pathology(tmp_path, bounds, message):
+    """Python's json module reads NaN and Infinity, which are not valid bounds."""
     text = ('{"code": "d", "label": "D", "variables": ['
             '{"code": "dataset", "label": "D", "sql_type": "text", "isCategorical": false},'
-            '{"code": "x", "label": "X", "sql_type": "real", "isCategorical": false,'
-            ' "minValue": NaN, "maxValue": Infinity}]}')
+            '{"code": "x", "label": "X", "sql_type": "real", "isCategorical": false, %s}]}' % bounds)
     folder = pathology(tmp_path, {"a.csv": "dataset,x\nedsd,-5\nedsd,1e300\n"}, False)
     with open(os.path.join(folder, "CDEsMetadata.json"), "w") as handle:
         handle.write(text)
-    assert messages(compile_all(str(tmp_path))) == []
-    with open(os.path.join(folder, "a.csv"), "a") as handle:
-        handle.write("edsd,1e999\n")
-    assert messages(compile_all(str(tmp_path))) == [
-        "dementia/a.csv, line 4, column 'x', value '1e999': expected a real number (sql_type real)"]
+
+    result = compile_all(str(tmp_path))
+
+    assert messages(result) == ["dementia/CDEsMetadata.json: variable 'x': " + message]
+    assert result["failed"] == ["dementia"]
+    assert not os.path.exists(os.path.join(folder, "datasets.db"))
 
 
 def test_header_wider_than_parameter_limit_is_reported(tmp_path, monkeypatch):

@@ -207,6 +207,26 @@ def test_check_schema_reports_each_bad_variable(variable, message):
     assert [e["msg"] for e in errors] == ["p/CDEsMetadata.json: " + message]
 
 
+@pytest.mark.parametrize("bounds, message", [
+    ('"minValue": NaN', "variable 'x': minValue must be a finite number, found NaN"),
+    ('"maxValue": Infinity', "variable 'x': maxValue must be a finite number, found Infinity"),
+    ('"minValue": -Infinity, "maxValue": 3', "variable 'x': minValue must be a finite number, found -Infinity"),
+    ('"minValue": 0, "maxValue": NaN', "variable 'x': maxValue must be a finite number, found NaN"),
+    ('"maxValue": 1e400', "variable 'x': maxValue must be a finite number, found Infinity"),
+    ('"min": NaN', "variable 'x': min must be a finite number, found NaN"),
+])
+def test_check_schema_rejects_non_finite_bounds(bounds, message):
+    # The bounds are spliced in as text because json.dumps would not write 1e400.
+    variable = '{"code": "x", "label": "X", "sql_type": "real", "isCategorical": false, %s}' % bounds
+    text = json.dumps(cde_doc(extra=["PLACEHOLDER"])).replace('"PLACEHOLDER"', variable)
+    doc = parse_cde_text(text, "p/CDEsMetadata.json")
+
+    columns, errors = check_schema(doc, "p/CDEsMetadata.json")
+
+    assert [e["msg"] for e in errors] == ["p/CDEsMetadata.json: " + message]
+    assert "x" not in [c["code"] for c in columns]
+
+
 def test_check_schema_needs_a_text_dataset_variable():
     doc = cde_doc()
     doc["variables"] = []
