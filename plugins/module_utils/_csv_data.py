@@ -63,6 +63,16 @@ def problem(message, file=None, line=None, column=None, value=None, node=None, *
     return entry
 
 
+def count_and_list_problems(errors):
+    """Return "N problem(s):" and the ``msg`` of each of ERRORS on its own line.
+
+    The modules end their fail_json message with it, so that every problem
+    of a run is in one readable message.
+    """
+    lines = [entry["msg"] for entry in errors]
+    return "%d problem(s):\n%s" % (len(lines), "\n".join(lines))
+
+
 def is_csv_name(name):
     """A data file is a ``*.csv`` (lower case, as exareme's converter reads)."""
     return name.endswith(".csv") and not name.startswith(".")

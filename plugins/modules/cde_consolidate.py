@@ -55,19 +55,8 @@ options:
     default: {}
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-    description: >-
-      A second run with the same arguments, on a target that nothing else changed in between, returns
-      C(changed=false).
-    details: The module writes nothing and always returns C(changed=false).
-  platform:
-    platforms: posix
+  - mip.federation.attributes
+  - mip.federation.attributes.read_only
 """
 
 EXAMPLES = r"""
@@ -115,6 +104,7 @@ from ansible_collections.mip.federation.plugins.module_utils._cde import consoli
 from ansible_collections.mip.federation.plugins.module_utils._csv_data import (
     CDE_FILE,
     DataError,
+    count_and_list_problems,
     list_pathologies,
 )
 
@@ -181,8 +171,7 @@ def main():
     for warning in result["warnings"]:
         module.warn(warning)
     if result["errors"]:
-        lines = [e["msg"] for e in result["errors"]]
-        module.fail_json(msg="consolidation found %d problem(s):\n%s" % (len(lines), "\n".join(lines)),
+        module.fail_json(msg="consolidation found %s" % count_and_list_problems(result["errors"]),
                          errors=result["errors"], data_structure=result["data_structure"])
     module.exit_json(changed=False, consolidated=result["pathologies"], data_structure=result["data_structure"],
                      errors=[])

@@ -25,15 +25,6 @@ description:
 author:
   - mip.federation developers (@mip-federation)
 options:
-  path:
-    description: The node's data folder, for example C(/data/<federation>).
-    type: path
-    required: true
-  pathologies:
-    description: Only these pathologies (folder names). All when empty.
-    type: list
-    elements: str
-    default: []
   force:
     description: Rebuild even when the inputs have not changed.
     type: bool
@@ -58,6 +49,8 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.files
   - ansible.builtin.action_common_attributes
+  - mip.federation.attributes
+  - mip.federation.data_folder
 attributes:
   check_mode:
     support: full
@@ -66,13 +59,8 @@ attributes:
     support: none
   idempotent:
     support: partial
-    description: >-
-      A second run with the same arguments, on a target that nothing else changed in between, returns
-      C(changed=false).
     details: A second run skips every pathology whose inputs have not changed and returns C(changed=false),
       unless O(force=true), which rebuilds every C(datasets.db) and returns C(changed=true) on each run.
-  platform:
-    platforms: posix
 notes:
   - O(owner), O(group) and O(mode) apply to each C(datasets.db) (compiled or not).
 """
@@ -133,7 +121,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mip.federation.plugins.module_utils._compile import compile_all
-from ansible_collections.mip.federation.plugins.module_utils._csv_data import DB_FILE
+from ansible_collections.mip.federation.plugins.module_utils._csv_data import DB_FILE, count_and_list_problems
 
 
 def main():
@@ -170,9 +158,8 @@ def main():
             file_args = module.load_file_common_arguments(params, path=db)
             changed = module.set_fs_attributes_if_different(file_args, changed)
     if result["errors"]:
-        lines = [e["msg"] for e in result["errors"]]
         which = " for %s" % ", ".join(result["failed_pathologies"]) if result["failed_pathologies"] else ""
-        module.fail_json(msg="compiling failed%s: %d problem(s):\n%s" % (which, len(lines), "\n".join(lines)),
+        module.fail_json(msg="compiling failed%s: %s" % (which, count_and_list_problems(result["errors"])),
                          changed=changed, **result)
     module.exit_json(changed=changed, **result)
 

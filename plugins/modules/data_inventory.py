@@ -22,10 +22,6 @@ description:
 author:
   - mip.federation developers (@mip-federation)
 options:
-  path:
-    description: The node's data folder, for example C(/data/<federation>).
-    type: path
-    required: true
   read_cdes:
     description: Return the text of each pathology's C(CDEsMetadata.json) (the master's are the CDE source).
     type: bool
@@ -34,26 +30,11 @@ options:
     description: Compute the SHA-256 of every CSV (one more read of each file).
     type: bool
     default: true
-  pathologies:
-    description: Only these pathologies (folder names). All when empty.
-    type: list
-    elements: str
-    default: []
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-    description: >-
-      A second run with the same arguments, on a target that nothing else changed in between, returns
-      C(changed=false).
-    details: The module writes nothing and always returns C(changed=false).
-  platform:
-    platforms: posix
+  - mip.federation.data_folder
+  - mip.federation.attributes
+  - mip.federation.attributes.read_only
 notes:
   - A file in a pathology folder that is not a C(.csv), C(CDEsMetadata.json) or C(datasets.db) is listed in
     RV(notes) and otherwise ignored.
