@@ -21,6 +21,7 @@ help:
 	@echo "make demo       bring up the lab federation and deploy it from the pusher"
 	@echo "make demo-down  remove the lab federation"
 	@echo "make test       unit tests, ansible-lint, ansible-test sanity, Molecule"
+	@echo "make status     print the lab federation's status"
 	@echo "make bench      benchmarks (see docs/benchmarks.md)"
 
 # Host packages and a running Docker daemon (no systemd needed).
@@ -28,6 +29,10 @@ deps:
 	bash tests/lab/host-deps.sh
 
 $(BIN)/ansible-playbook: requirements.txt
+	if ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+	  echo "Installing python3-venv"; apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
@@ -49,12 +54,12 @@ lint: venv collection
 sanity: venv
 	bash tests/sanity/run.sh
 
-molecule: venv collection deps
+molecule: deps venv collection
 	$(BIN)/molecule test -s federation
 
 test: unit lint sanity molecule
 
-demo: venv collection deps
+demo: deps venv collection
 	bash tests/lab/demo.sh up
 
 demo-down: venv collection

@@ -18,15 +18,11 @@ import base64
 import json
 import os
 import re
-import shutil
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parents[3]
-BASE_IMAGE = "mip-lab/debian:13"
+from lab_node import REPOSITORY, SKIP_MARKS, PlaybookLab, changed_count, pipe_docker_save, run, start_systemd_node
+
 LAB_IMAGE = "mip-lab/keystore:lab"
 NETWORK = "mip-reg-test"
 SUBNET = "172.30.200.0/24"
@@ -36,54 +32,16 @@ ENDPOINT = PUSHER_ADDRESS + ":5000"
 ARCHIVE = "/var/lib/mip-images/keystore.tar"
 CONFIG_DIR = "/etc/mip-federation/regtest/registry"
 
-# Every capability but CAP_SYS_RESOURCE, which this host does not grant, so
-# --privileged is not an option.
-CAPABILITIES = (
-    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE "
-    "NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO "
-    "SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_TIME SYS_TTY_CONFIG MKNOD "
-    "LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM "
-    "BLOCK_SUSPEND AUDIT_READ"
-).split()
+pytestmark = SKIP_MARKS
 
 
-def docker_available():
-    if shutil.which("docker") is None:
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
-
-
-def base_image_present():
-    return subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True,
-                          timeout=30).returncode == 0
-
-
-pytestmark = [
-    pytest.mark.skipif(os.environ.get("MIP_LAB_DOCKER_TESTS") != "1", reason="set MIP_LAB_DOCKER_TESTS=1 to run"),
-    pytest.mark.skipif(os.environ.get("MIP_LAB_DOCKER_TESTS") == "1" and not docker_available(),
-                       reason="no Docker daemon answers"),
-    pytest.mark.skipif(os.environ.get("MIP_LAB_DOCKER_TESTS") == "1" and docker_available()
-                       and not base_image_present(),
-                       reason="build the base image first: tests/lab/build-base-image.sh"),
-]
-
-
-def run(command, timeout=120, check=True, stdin=None):
-    result = subprocess.run(command, capture_output=True, text=stdin is None, timeout=timeout, stdin=stdin)
-    if check and result.returncode != 0:
-        raise AssertionError("%s failed with exit code %d: %s"
-                             % (" ".join(command), result.returncode, result.stderr))
-    return result
-
-
-class Lab:
-    """The two nodes and the playbook runs made against them."""
+class Lab(PlaybookLab):
+    """The two nodes and the runs of playbooks/images.yml made against them."""
 
     def __init__(self, folder):
-        self.folder = folder
+        super().__init__(folder, "images.yml")
         self.pusher = NETWORK + "-pusher"
         self.node = NETWORK + "-node"
-        self.logs = []
         self.passwords = set()
 
     def shell(self, container, script, timeout=120, check=True):
@@ -112,21 +70,11 @@ class Lab:
         return path
 
     def playbook(self, *arguments, expect_success=True):
-        """Run playbooks/images.yml with -vvv, keep its output and return (exit code, output)."""
-        environment = dict(os.environ,
-                           ANSIBLE_COLLECTIONS_PATH=str(REPOSITORY / "build" / "collections"),
-                           ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-        command = [str(REPOSITORY / ".venv" / "bin" / "ansible-playbook"), "-i", str(self.inventory),
-                   str(REPOSITORY / "playbooks" / "images.yml"), "-vvv"] + list(arguments)
-        result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment)
-        output = result.stdout + result.stderr
-        self.logs.append(output)
-        log_path = self.folder / ("playbook-%02d.log" % len(self.logs))
-        log_path.write_text(output)
-        self.remember_password()
-        if expect_success:
-            assert result.returncode == 0, "playbook failed, see %s:\n%s" % (log_path, output[-3000:])
-        return result.returncode, output
+        """Run the playbook as PlaybookLab does and remember the registry password it leaves, even on failure."""
+        try:
+            return super().playbook(*arguments, expect_success=expect_success)
+        finally:
+            self.remember_password()
 
     def remember_password(self):
         result = self.shell(self.pusher, "cat %s/password" % CONFIG_DIR, check=False)
@@ -134,30 +82,8 @@ class Lab:
             self.passwords.add(result.stdout.strip())
 
 
-def changed_count(output, host):
-    match = re.search(r"^%s\s*:\s*ok=\d+\s+changed=(\d+)" % host, output, re.MULTILINE)
-    assert match, "no play recap for host %s in the output" % host
-    return int(match.group(1))
-
-
 def start_node(lab, container, address):
-    arguments = ["docker", "run", "-d", "--name", container, "--hostname", container.rsplit("-", 1)[1],
-                 "--network", NETWORK, "--ip", address,
-                 "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-                 "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--cgroupns=host",
-                 "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", container + "-docker:/var/lib/docker",
-                 "--stop-signal", "SIGRTMIN+3"]
-    for capability in CAPABILITIES:
-        arguments += ["--cap-add", capability]
-    run(arguments + [BASE_IMAGE, "/sbin/init"])
-
-    for _ in range(60):
-        state = lab.shell(container, "systemctl is-system-running", check=False).stdout.strip()
-        if state in ("running", "degraded"):
-            break
-        time.sleep(1)
-    else:
-        raise AssertionError("systemd in %s did not finish booting: %s" % (container, state))
+    start_systemd_node(container, container.rsplit("-", 1)[1], NETWORK, container + "-docker", address)
     # The base image's apt lists are stale; an old time stamp makes the
     # role's cache_valid_time refresh them.
     lab.shell(container, "touch -d @0 /var/lib/apt/lists")
@@ -165,12 +91,7 @@ def start_node(lab, container, address):
 
 def copy_archive_into_pusher(lab):
     lab.shell(lab.pusher, "install -d -m 0755 " + os.path.dirname(ARCHIVE))
-    save = subprocess.Popen(["docker", "save", LAB_IMAGE], stdout=subprocess.PIPE)
-    try:
-        run(["docker", "exec", "-i", lab.pusher, "bash", "-c", "cat > " + ARCHIVE], stdin=save.stdout, timeout=600)
-    finally:
-        save.stdout.close()
-        save.wait(timeout=60)
+    pipe_docker_save([LAB_IMAGE], ["docker", "exec", "-i", lab.pusher, "bash", "-c", "cat > " + ARCHIVE])
 
 
 def remove_lab(lab):
@@ -198,10 +119,10 @@ def lab(tmp_path_factory):
         copy_archive_into_pusher(lab)
         lab.inventory = lab.write_inventory([{"name": "mip-lab/keystore", "tag": "lab", "archive": ARCHIVE}])
 
-        _, lab.fresh_check_output = lab.playbook("--check", "--diff")
+        _status, lab.fresh_check_output = lab.playbook("--check", "--diff")
         lab.fresh_check_registry_installed = lab.shell(
             lab.pusher, "dpkg -s docker-registry", check=False).returncode == 0
-        _, lab.first_output = lab.playbook("--diff")
+        _status, lab.first_output = lab.playbook("--diff")
         yield lab
     finally:
         remove_lab(lab)
@@ -239,14 +160,14 @@ def test_anonymous_pull_is_rejected(lab):
 
 
 def test_second_run_changes_nothing(lab):
-    _, output = lab.playbook("--diff")
+    _status, output = lab.playbook("--diff")
 
     assert changed_count(output, "regpusher") == 0
     assert changed_count(output, "regms") == 0
 
 
 def test_check_after_setup_changes_nothing(lab):
-    _, output = lab.playbook("--check", "--diff")
+    _status, output = lab.playbook("--check", "--diff")
 
     assert changed_count(output, "regpusher") == 0
     assert changed_count(output, "regms") == 0
@@ -256,7 +177,7 @@ def test_check_lists_pending_copy(lab):
     images = [{"name": "mip-lab/keystore", "tag": "lab", "archive": ARCHIVE},
               {"name": "mip-lab/keystore", "tag": "second", "archive": ARCHIVE}]
 
-    _, output = lab.playbook("--check", "--diff", "-e", json.dumps({"registry_images": images}))
+    _status, output = lab.playbook("--check", "--diff", "-e", json.dumps({"registry_images": images}))
     stored = lab.shell(lab.pusher, "skopeo inspect --authfile %s/auth.json --cert-dir %s/trust "
                                    "docker://%s/mip-lab/keystore:second" % (CONFIG_DIR, CONFIG_DIR, ENDPOINT),
                        check=False)
@@ -268,7 +189,7 @@ def test_check_lists_pending_copy(lab):
 
 
 def test_registry_source_is_no_op(lab):
-    _, output = lab.playbook("-e", "mip_image_source=registry")
+    _status, output = lab.playbook("-e", "mip_image_source=registry")
 
     assert 'there is no registry to set up on the pusher' in output
     assert changed_count(output, "regpusher") == 0
@@ -331,7 +252,7 @@ def test_new_password_logs_node_in(lab):
     old_password = lab.shell(lab.pusher, "cat %s/password" % CONFIG_DIR).stdout.strip()
     lab.shell(lab.pusher, "rm %s/password" % CONFIG_DIR)
 
-    _, output = lab.playbook("--diff")
+    _status, output = lab.playbook("--diff")
     new_password = lab.shell(lab.pusher, "cat %s/password" % CONFIG_DIR).stdout.strip()
     lab.shell(lab.node, "docker rmi %s/mip-lab/keystore:lab" % ENDPOINT)
     pulled = lab.shell(lab.node, "docker pull %s/mip-lab/keystore:lab" % ENDPOINT, check=False, timeout=300)

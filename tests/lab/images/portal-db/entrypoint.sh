@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Start PostgreSQL as the postgres image does: create the cluster on first
 # start with the superuser POSTGRES_USER (default postgres) and password
 # POSTGRES_PASSWORD, create POSTGRES_DB (default: the user name), then run the
