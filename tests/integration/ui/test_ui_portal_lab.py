@@ -13,81 +13,49 @@ request goes to these containers; nothing is published on the host.
 """
 
 import json
-import os
 import re
 import secrets
-import shutil
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parents[3]
+from lab_node import (
+    BASE_IMAGE,
+    REPOSITORY,
+    SKIP_MARKS,
+    PlaybookLab,
+    changed_count,
+    pipe_docker_save,
+    run,
+    start_systemd_node,
+)
+
 IMAGES_FOLDER = REPOSITORY / "tests" / "lab" / "images"
 FAKE_EXAREME = Path(__file__).resolve().parent / "fake_exareme.py"
-BASE_IMAGE = "mip-lab/debian:13"
 PORTAL_IMAGES = ("portal-frontend", "portal-gateway", "portal-backend", "portal-db", "create-databases")
 PROJECT_DIR = "/opt/mip-deployment/Federation"
 DATASETS = {"wk1": {"dementia": ["edsd", "ppmi"]}, "wk2": {"tbi": ["dummy_tbi"]}}
-
-# Every capability but CAP_SYS_RESOURCE, which the lab host does not grant,
-# so --privileged fails there.
-CAPABILITIES = (
-    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE "
-    "NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO "
-    "SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_TIME SYS_TTY_CONFIG MKNOD "
-    "LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM "
-    "BLOCK_SUSPEND AUDIT_READ"
-).split()
 
 # The node's /proc/sys is read-only, so Docker 26 inside it cannot switch off
 # IPv6 on container interfaces. It then fails to start containers unless
 # DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE is set.
 DOCKER_DROP_IN = "[Service]\nEnvironment=DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1\n"
 
-
-def docker_available():
-    if shutil.which("docker") is None:
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False).returncode == 0
-
-
-def base_image_present():
-    return subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True,
-                          timeout=30, check=False).returncode == 0
-
-
-pytestmark = [
-    pytest.mark.skipif(os.environ.get("MIP_LAB_DOCKER_TESTS") != "1", reason="set MIP_LAB_DOCKER_TESTS=1 to run"),
-    pytest.mark.skipif(os.environ.get("MIP_LAB_DOCKER_TESTS") == "1" and not docker_available(),
-                       reason="no Docker daemon answers"),
-    pytest.mark.skipif(os.environ.get("MIP_LAB_DOCKER_TESTS") == "1" and docker_available()
-                       and not base_image_present(),
-                       reason="build the base image first: tests/lab/build-base-image.sh"),
-]
-
-
-def run(command, timeout=120, check=True, stdin=None):
-    result = subprocess.run(command, capture_output=True, text=stdin is None, timeout=timeout, stdin=stdin,
-                            check=False)
-    if check and result.returncode != 0:
-        raise AssertionError("%s failed with exit code %d: %s"
-                             % (" ".join(command), result.returncode, result.stderr))
-    return result
+pytestmark = SKIP_MARKS
 
 
 def docker(*arguments, timeout=120):
     return run(["docker"] + list(arguments), timeout=timeout).stdout.strip()
 
 
-class Lab:
-    """The node, the fake exareme and the playbook runs made against them."""
+class Lab(PlaybookLab):
+    """The node, the fake exareme and the runs of playbooks/ui.yml made against them."""
 
     def __init__(self, prefix, folder):
+        super().__init__(folder, "ui.yml")
         self.prefix = prefix
-        self.folder = folder
         self.network = prefix
         self.node = prefix + "-ui"
         self.master = prefix + "-master"
@@ -99,7 +67,6 @@ class Lab:
             "database_admin": "admin-" + secrets.token_hex(12),
             "database": "portal-" + secrets.token_hex(12),
         }
-        self.logs = []
 
     def node_shell(self, script, timeout=120, check=True):
         return run(["docker", "exec", self.node, "bash", "-c", script], timeout=timeout, check=check)
@@ -144,23 +111,6 @@ class Lab:
         path.write_text(json.dumps(inventory, indent=2))
         return path
 
-    def playbook(self, *arguments, expect_success=True):
-        """Run playbooks/ui.yml with -vvv, keep its output and return (exit code, output)."""
-        environment = dict(os.environ,
-                           ANSIBLE_COLLECTIONS_PATH=str(REPOSITORY / "build" / "collections"),
-                           ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-        command = [str(REPOSITORY / ".venv" / "bin" / "ansible-playbook"), "-i", str(self.inventory),
-                   str(REPOSITORY / "playbooks" / "ui.yml"), "-vvv"] + list(arguments)
-        result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment,
-                                check=False)
-        output = result.stdout + result.stderr
-        self.logs.append(output)
-        log_path = self.folder / ("playbook-%02d.log" % len(self.logs))
-        log_path.write_text(output)
-        if expect_success:
-            assert result.returncode == 0, "playbook failed, see %s:\n%s" % (log_path, output[-3000:])
-        return result.returncode, output
-
     def service_containers(self):
         """Return {compose service: container id} of the portal project."""
         listing = self.node_shell("docker ps -a --filter label=com.docker.compose.project=mipfederation "
@@ -177,12 +127,6 @@ class Lab:
         raise AssertionError("GET %s from the node kept failing: %s" % (url, result.stderr))
 
 
-def changed_count(output):
-    match = re.search(r"^labui\s*:\s*ok=\d+\s+changed=(\d+)", output, re.MULTILINE)
-    assert match, "no play recap for host labui in the output"
-    return int(match.group(1))
-
-
 def build_missing_images():
     for folder in PORTAL_IMAGES:
         image = "mip-lab/%s:lab" % folder
@@ -191,22 +135,7 @@ def build_missing_images():
 
 
 def start_node(lab):
-    arguments = ["docker", "run", "-d", "--name", lab.node, "--hostname", "ui", "--network", lab.network,
-                 "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-                 "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--cgroupns=host",
-                 "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", lab.volume + ":/var/lib/docker",
-                 "--stop-signal", "SIGRTMIN+3"]
-    for capability in CAPABILITIES:
-        arguments += ["--cap-add", capability]
-    run(arguments + [BASE_IMAGE, "/sbin/init"])
-
-    for _second in range(60):
-        state = lab.node_shell("systemctl is-system-running", check=False).stdout.strip()
-        if state in ("running", "degraded"):
-            break
-        time.sleep(1)
-    else:
-        raise AssertionError("systemd in %s did not finish booting: %s" % (lab.node, state))
+    start_systemd_node(lab.node, "ui", lab.network, lab.volume)
 
     drop_in = lab.folder / "lab-ipv6.conf"
     drop_in.write_text(DOCKER_DROP_IN)
@@ -217,12 +146,7 @@ def start_node(lab):
                    "&& systemctl daemon-reload && systemctl restart docker", timeout=900)
 
     images = ["mip-lab/%s:lab" % folder for folder in PORTAL_IMAGES]
-    save = subprocess.Popen(["docker", "save"] + images, stdout=subprocess.PIPE)
-    try:
-        run(["docker", "exec", "-i", lab.node, "docker", "load"], stdin=save.stdout, timeout=600)
-    finally:
-        save.stdout.close()
-        save.wait(timeout=60)
+    pipe_docker_save(images, ["docker", "exec", "-i", lab.node, "docker", "load"])
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +179,7 @@ def lab(tmp_path_factory):
 def test_check_mode_previews_first_deploy(lab):
     output = lab.check_run_output
 
-    assert changed_count(output) > 0
+    assert changed_count(output, "labui") > 0
     assert "+++ after: " in output
     assert lab.project_dir_after_check is False
 
@@ -324,7 +248,7 @@ def test_second_run_changes_nothing(lab):
 
     _code, output = lab.playbook("--diff")
 
-    assert changed_count(output) == 0
+    assert changed_count(output, "labui") == 0
     assert lab.service_containers() == before
 
 
@@ -333,7 +257,7 @@ def test_check_mode_reports_no_change(lab):
 
     _code, output = lab.playbook("--check", "--diff")
 
-    assert changed_count(output) == 0
+    assert changed_count(output, "labui") == 0
     assert lab.service_containers() == before
 
 
@@ -342,7 +266,7 @@ def test_check_mode_reports_pending_change(lab):
 
     _code, output = lab.playbook("--check", "--diff", "-e", "ui_keycloak_realm=LAB")
 
-    assert changed_count(output) > 0
+    assert changed_count(output, "labui") > 0
     assert lab.service_containers() == before
 
 
@@ -417,7 +341,7 @@ def test_supplied_certificate_is_served(lab):
 
     assert json.loads(body) == DATASETS
     assert key_mode == "600 root"
-    assert changed_count(rerun_output) == 0
+    assert changed_count(rerun_output, "labui") == 0
 
 
 @pytest.mark.parametrize("extra_vars, variable", [
@@ -436,7 +360,7 @@ def test_invalid_setting_fails_before_any_change(lab, extra_vars, variable):
     assert code != 0
     # A failed loop item prints "failed:", a failed task "fatal:".
     assert re.search(r"(fatal|failed): \[labui\].*%s" % variable, output, re.DOTALL)
-    assert changed_count(output) == 0
+    assert changed_count(output, "labui") == 0
     assert lab.node_shell("sha256sum %s/docker-compose.yml" % PROJECT_DIR).stdout == compose_before
 
 
