@@ -222,6 +222,14 @@ def dataset_rows(published):
     return rows
 
 
+def container_row(container):
+    """Return a status table row (name, compose service, state, image) for one container of docker_host_info."""
+    labels = container.get("Labels") or {}
+    names = container.get("Names") or [""]
+    return [names[0].lstrip("/"), labels.get("com.docker.compose.service", ""),
+            container.get("Status", container.get("State", "")), container.get("Image", "")]
+
+
 class FilterModule:
     """Filters of mip.federation."""
 
@@ -237,4 +245,5 @@ class FilterModule:
             "published_datasets": published_datasets,
             "service_rows": service_rows,
             "dataset_rows": dataset_rows,
+            "container_row": container_row,
         }

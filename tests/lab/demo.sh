@@ -46,6 +46,8 @@ case "${1:-up}" in
     on_pusher ansible-playbook -i "$inventory" mip.federation.site
     echo "== Federation status"
     on_pusher ansible-playbook -i "$inventory" mip.federation.status
+    echo "== Datasets the portal's backend (lab stand-in) got from the master, through http://172.30.100.12/"
+    on_pusher sh -c 'curl -fsS http://172.30.100.12/services/datasets | python3 -m json.tool'
     ;;
   status)
     on_pusher ansible-playbook -i "$inventory" mip.federation.status

@@ -99,12 +99,27 @@ def test_pusher_reaches_nodes_with_federation_key_and_known_host_keys():
         assert output == node_id
 
 
+def recorded_containers(node_id):
+    """Return the containers {name: id} recorded after each converge of the scenario."""
+    runs = node(node_id).file("/var/lib/mip-lab-containers.log").content_string.splitlines()
+    return [dict(entry.split("=", 1) for entry in run.split()) for run in runs]
+
+
 def test_rerun_restarted_no_container():
     for node_id in ["labms", "labui"] + WORKERS:
-        runs = node(node_id).file("/var/lib/mip-lab-containers.log").content_string.splitlines()
+        runs = recorded_containers(node_id)
         assert len(runs) >= 2, node_id
         assert runs[0] == runs[1], node_id
-        assert runs[0].strip() != "", node_id
+        assert runs[0], node_id
+
+
+def test_portal_setting_change_recreated_only_frontend():
+    runs = recorded_containers("labui")
+    assert len(runs) == 3
+    before, after = runs[1], runs[2]
+    assert sorted(before) == sorted(after)
+    changed = sorted(name for name in before if before[name] != after[name])
+    assert changed == ["mipfederation-frontend-1"]
 
 
 def test_every_exareme_service_runs_one_replica():

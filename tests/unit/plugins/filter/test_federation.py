@@ -1,4 +1,5 @@
 from ansible_collections.mip.federation.plugins.filter.federation import (
+    container_row,
     federation_inventory_problems,
     format_table,
     is_ip_address,
@@ -186,3 +187,14 @@ def test_service_problems_old_failures_before_new_task_stay_pending():
     report = service_problems(swarm_state(tasks), ["wk1_exareme"])
     assert report["failing"] == []
     assert report["pending"] == ["service wk1_exareme on node wk1: task assigned: no reason given"]
+
+
+def test_container_row_reads_compose_service():
+    container = {
+        "Names": ["/mipfederation-frontend-1"],
+        "Labels": {"com.docker.compose.service": "frontend"},
+        "Status": "Up 2 minutes",
+        "Image": "hbpmip/portal-frontend:9.3.1",
+    }
+    assert container_row(container) == ["mipfederation-frontend-1", "frontend", "Up 2 minutes",
+                                        "hbpmip/portal-frontend:9.3.1"]
