@@ -149,26 +149,36 @@ def service_problems(swarm_info, expected_services, failures_before_giving_up=3)
         if service is None:
             pending.append("service %s does not exist" % name)
             continue
+        all_tasks = [task for task in tasks if task.get("ServiceID") == service.get("ID")]
+        if any((task.get("Status") or {}).get("State") == "running" and task.get("DesiredState") == "running"
+               for task in all_tasks):
+            continue
+        # Failures of an earlier definition of the service tell nothing about this one.
+        updated_at = service.get("UpdatedAt", "")
         own_tasks = sorted(
-            (task for task in tasks if task.get("ServiceID") == service.get("ID")),
+            (task for task in all_tasks if task.get("CreatedAt", "") >= updated_at),
             key=lambda task: task.get("CreatedAt", ""),
         )
-        if any((task.get("Status") or {}).get("State") == "running" and task.get("DesiredState") == "running"
-               for task in own_tasks):
-            continue
         if not own_tasks:
             pending.append("service %s has no task yet" % name)
             continue
-        latest = own_tasks[-1]
-        status = latest.get("Status") or {}
-        reason = status.get("Err") or status.get("Message") or "no reason given"
-        message = "service %s on node %s: task %s: %s" % (
-            name, _task_node(latest, nodes_by_id), status.get("State", "unknown"), reason)
+        # Swarm replaces a rejected task at once, so the newest task is often
+        # a fresh one in progress; the reason is in the failures before it.
+        newest_first = list(reversed(own_tasks))
+        if (newest_first[0].get("Status") or {}).get("State") not in ("failed", "rejected") and len(newest_first) > 1:
+            recent = newest_first[1:]
+        else:
+            recent = newest_first
         trailing_failures = 0
-        for earlier in reversed(own_tasks):
+        for earlier in recent:
             if (earlier.get("Status") or {}).get("State") not in ("failed", "rejected"):
                 break
             trailing_failures += 1
+        reported = recent[0] if trailing_failures else newest_first[0]
+        status = reported.get("Status") or {}
+        reason = status.get("Err") or status.get("Message") or "no reason given"
+        message = "service %s on node %s: task %s: %s" % (
+            name, _task_node(reported, nodes_by_id), status.get("State", "unknown"), reason)
         unschedulable = status.get("State") == "pending" and "no suitable node" in reason
         if trailing_failures >= failures_before_giving_up or unschedulable:
             failing.append(message)

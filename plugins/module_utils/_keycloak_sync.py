@@ -512,7 +512,9 @@ def sync(api, client_id, data_structure, redirect_uris=None, prune=False, return
         "created_groups", "updated_groups", "deleted_groups", "unwanted_groups"))
     result["changed"] = result["client_created"] or result["mapper_created"] or plan_changes(plan)
 
-    if client is not None and not check_mode and (return_client_secret or result["client_created"]):
+    # Reading the secret of an existing client writes nothing, so check mode
+    # returns it too, and the portal step can be checked after this one.
+    if client is not None and (return_client_secret or (result["client_created"] and not check_mode)):
         secret = api.get(["clients", client["id"], "client-secret"])
         result["client_secret"] = secret.get("value")
     return result

@@ -393,6 +393,25 @@ def test_return_client_secret_on_request(emulator):
     assert result["client_secret"] == emulator.admin("GET", "clients/%s/client-secret" % client_uuid).json()["value"]
 
 
+def test_check_mode_returns_secret_of_existing_client(emulator):
+    run_sync(emulator, small_federation())
+    emulator.reset_stats()
+
+    result = run_sync(emulator, small_federation(), return_client_secret=True, check_mode=True)
+
+    client_uuid = emulator.client_uuid(CLIENT)
+    assert result["client_secret"] == emulator.admin("GET", "clients/%s/client-secret" % client_uuid).json()["value"]
+    assert emulator.stats()["writes"] == 0
+
+
+def test_check_mode_for_new_client_returns_no_secret(emulator):
+    result = run_sync(emulator, small_federation(), return_client_secret=True, check_mode=True)
+
+    assert result["client_created"] is True
+    assert "client_secret" not in result
+    assert emulator.stats()["writes"] == 0
+
+
 def test_missing_client_without_redirect_uris_fails(emulator):
     with pytest.raises(SyncError, match="client fed1 does not exist and redirect_uris is empty"):
         run_sync(emulator, small_federation(), redirect_uris=[])

@@ -182,9 +182,11 @@ def test_published_datasets_matches_keys_exactly():
     assert published_datasets(entries) == {"wk1": {"dementia": ["edsd", "ppmi"]}, "wk10": {"tbi": ["dummy_tbi"]}}
 
 
-def test_service_problems_old_failures_before_new_task_stay_pending():
+def test_service_problems_ignores_failures_of_earlier_definition():
     tasks = [task("rejected", str(index), "old error") for index in range(3)] + [task("assigned", "9")]
-    report = service_problems(swarm_state(tasks), ["wk1_exareme"])
+    state = swarm_state(tasks)
+    state["services"][0]["UpdatedAt"] = "5"
+    report = service_problems(state, ["wk1_exareme"])
     assert report["failing"] == []
     assert report["pending"] == ["service wk1_exareme on node wk1: task assigned: no reason given"]
 
@@ -198,3 +200,10 @@ def test_container_row_reads_compose_service():
     }
     assert container_row(container) == ["mipfederation-frontend-1", "frontend", "Up 2 minutes",
                                         "hbpmip/portal-frontend:9.3.1"]
+
+
+def test_service_problems_reports_failures_behind_new_task():
+    tasks = [task("rejected", str(index), "No such image: x:missing") for index in range(3)] + [task("preparing", "9")]
+    report = service_problems(swarm_state(tasks), ["wk1_exareme"])
+    assert report["pending"] == []
+    assert report["failing"] == ["service wk1_exareme on node wk1: task rejected: No such image: x:missing"]
