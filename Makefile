@@ -15,13 +15,14 @@ export PYTHONPATH := $(COLLECTIONS)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR ?= 0
 
-.PHONY: help deps venv collection unit lint sanity molecule test demo demo-down status bench clean
+.PHONY: help deps venv collection dist unit lint sanity molecule test demo demo-down status bench clean
 
 help:
 	@echo "make demo       bring up the lab federation and deploy it from the pusher"
 	@echo "make demo-down  remove the lab federation"
 	@echo "make test       unit tests, ansible-lint, ansible-test sanity, Molecule"
 	@echo "make status     print the lab federation's status"
+	@echo "make dist       build the collection archive into build/dist/"
 	@echo "make bench      benchmarks (see docs/benchmarks.md)"
 
 # Host packages and a running Docker daemon (no systemd needed).
@@ -44,6 +45,10 @@ venv: $(BIN)/ansible-playbook
 collection:
 	mkdir -p $(dir $(COLLECTION))
 	ln -sfn $(CURDIR) $(COLLECTION)
+
+# The collection archive to install on a pusher: build/dist/mip-federation-<version>.tar.gz
+dist: venv
+	$(BIN)/ansible-galaxy collection build --force --output-path build/dist .
 
 unit: venv collection
 	$(BIN)/pytest -q tests/unit tests/integration

@@ -54,6 +54,15 @@ def federation_inventory_problems(groups, federation_name):
             problems.append("inventory group %r has %d hosts %s, expected %s"
                             % (group, len(members), members, wanted))
 
+    federation_hosts = set(groups.get("federation", []))
+    if "federation" not in groups:
+        problems.append("inventory group 'federation' is missing: make pusher, master, ui and workers its children")
+    else:
+        outside = sorted(set(host for group in NODE_GROUPS for host in groups.get(group, [])) - federation_hosts)
+        if outside:
+            problems.append("hosts %s are not in the group 'federation': make pusher, master, ui and workers "
+                            "its children" % outside)
+
     seen = {}
     for group in NODE_GROUPS:
         for host in groups.get(group, []):

@@ -21,7 +21,7 @@ description:
   - Returns the consolidated CDE text of each pathology and the federation's data structure. It writes nothing;
     the playbook copies the texts to the nodes.
   - The text of a CDE that needs no change is returned exactly as read, so an up-to-date file is never rewritten.
-    A changed CDE is serialised with two-space indentation, keys in their original order, UTF-8 characters
+    A changed CDE keeps the source's indentation (detected from the file) and key order, with UTF-8 characters
     unescaped and a final newline, which is stable when read and written again.
 author:
   - mip.federation developers (@mip-federation)
@@ -60,10 +60,14 @@ extends_documentation_fragment:
 """
 
 EXAMPLES = r"""
+# Each worker and the master ran mip.federation.data_inventory (the master with
+# read_cdes: true) and registered the result as mip_inventory.
 - name: Consolidate the CDEs
   mip.federation.cde_consolidate:
-    inventories: "{{ dict(groups['workers'] | zip(groups['workers'] | map('extract', hostvars, 'mip_inventory'))) }}"
-    cde_node: ms
+    inventories: >-
+      {{ dict((groups['workers'] + groups['master'])
+              | zip((groups['workers'] + groups['master']) | map('extract', hostvars, 'mip_inventory'))) }}
+    cde_node: "{{ groups['master'][0] }}"
     dataset_labels:
       edsd: EDSD
   register: mip_consolidated

@@ -118,6 +118,9 @@ notes:
 
 import os
 
+import grp
+import pwd
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mip.federation.plugins.module_utils._compile import compile_all
@@ -140,6 +143,16 @@ def main():
     params = module.params
     if params["error_limit"] < 1:
         module.fail_json(msg="error_limit must be at least 1")
+    # A database renamed into place and then refused by chown would be kept
+    # with a fingerprint that hides it from the next run, so check first.
+    for option, lookup in (("owner", pwd.getpwnam), ("group", grp.getgrnam)):
+        name = params.get(option)
+        if name and not str(name).isdigit():
+            try:
+                lookup(name)
+            except KeyError:
+                module.fail_json(msg="%s %r does not exist on this node: create it first (the base role creates "
+                                     "the admin user) or set %s to an existing one" % (option, name, option))
     result = compile_all(
         params["path"],
         pathologies=params["pathologies"] or None,

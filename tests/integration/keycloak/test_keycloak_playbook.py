@@ -12,8 +12,14 @@ PLAYBOOK = os.path.join(REPO, "playbooks", "keycloak.yml")
 
 def write_inputs(tmp_path, emulator, extra_tasks=False):
     inventory = tmp_path / "inventory.yml"
-    inventory.write_text(json.dumps({"pusher": {"hosts": {"localhost": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+    # The playbook checks the whole federation inventory first; only the
+    # pusher is contacted, the other nodes are named for that check.
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory.write_text(json.dumps({"federation": {"children": {
+        "pusher": {"hosts": {"localhost": local}},
+        "master": {"hosts": {"ms": local}},
+        "workers": {"hosts": {"wk1": local, "wk2": local}},
+    }}}))
     variables = tmp_path / "vars.json"
     variables.write_text(json.dumps({
         "mip_federation_name": "fed1",

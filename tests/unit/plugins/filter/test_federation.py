@@ -19,6 +19,7 @@ def lab_groups(**overrides):
         "workers": ["labwk1", "labwk2"],
     }
     groups.update(overrides)
+    groups.setdefault("federation", sorted(set(host for members in groups.values() for host in members)))
     return groups
 
 
@@ -207,3 +208,19 @@ def test_service_problems_reports_failures_behind_new_task():
     report = service_problems(swarm_state(tasks), ["wk1_exareme"])
     assert report["pending"] == []
     assert report["failing"] == ["service wk1_exareme on node wk1: task rejected: No such image: x:missing"]
+
+
+def test_inventory_without_federation_group_is_invalid():
+    groups = lab_groups()
+    del groups["federation"]
+    problems = federation_inventory_problems(groups, "lab")
+    assert problems == [
+        "inventory group 'federation' is missing: make pusher, master, ui and workers its children"]
+
+
+def test_inventory_node_outside_federation_is_invalid():
+    groups = lab_groups(workers=["labwk1", "labwk2", "labwk3"],
+                        federation=["labpusher", "labms", "labui", "labwk1", "labwk2"])
+    problems = federation_inventory_problems(groups, "lab")
+    assert problems == [
+        "hosts ['labwk3'] are not in the group 'federation': make pusher, master, ui and workers its children"]

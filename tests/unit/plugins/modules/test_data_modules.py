@@ -223,3 +223,12 @@ def test_consolidate_then_compile_playbooks(tmp_path):
     con = sqlite3.connect(str(tmp_path / "ms" / "fed" / "dementia" / "datasets.db"))
     assert con.execute("SELECT COUNT(*) FROM DATA").fetchone() == (0,)
     con.close()
+
+
+def test_compile_datasets_unknown_owner_fails_before_building(tmp_path, capsys):
+    root = sample_copy(tmp_path, "tbi")
+    out = run_module(compile_datasets, {"path": root, "owner": "nosuchuser"}, capsys)
+    assert out["rc"] == 1
+    assert out["msg"] == ("owner 'nosuchuser' does not exist on this node: create it first (the base role "
+                          "creates the admin user) or set owner to an existing one")
+    assert not os.path.exists(os.path.join(root, "tbi", "datasets.db"))
