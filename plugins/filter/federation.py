@@ -172,7 +172,7 @@ def service_problems(swarm_info, expected_services, failures_before_giving_up=3)
             pending.append("service %s has no task yet" % name)
             continue
         # Swarm replaces a rejected task at once, so the newest task is often
-        # a fresh one in progress; the reason is in the failures before it.
+        # a fresh one in progress. The reason is in the failures before it.
         newest_first = list(reversed(own_tasks))
         if (newest_first[0].get("Status") or {}).get("State") not in ("failed", "rejected") and len(newest_first) > 1:
             recent = newest_first[1:]

@@ -71,7 +71,7 @@ from ansible_collections.mip.federation.plugins.module_utils._csv_data import (
     csv_reader,
     file_sha256,
     header_problems,
-    list_pathologies,
+    list_pathologies_into,
     open_csv,
     problem,
     read_header,
@@ -554,7 +554,7 @@ def fingerprint(folder, cde_path, csvs, null_markers, mode="stat"):
 
 
 def stored_build(db_path):
-    """What an existing database says of its build (``fingerprint``,
+    """Read what an existing database records of its build (``fingerprint``,
     ``datasets``...), or {} for a database built otherwise or unreadable."""
     if not db_path or not os.path.isfile(db_path):
         return {}
@@ -722,12 +722,9 @@ def compile_all(path, pathologies=None, force=False, null_markers=(), error_limi
     CHECK_MODE nothing is written and ``compiled`` lists what would be.
     """
     out = {"compiled": [], "unchanged": [], "failed": [], "pathologies": {}, "notes": [], "errors": []}
-    try:
-        names, notes = list_pathologies(path)
-    except DataError as exc:
-        out["errors"].append(problem(str(exc).split(": ", 1)[-1], file=path))
+    names = list_pathologies_into(path, out)
+    if names is None:
         return out
-    out["notes"].extend(notes)
     if pathologies:
         missing = sorted(set(pathologies) - set(names))
         for name in missing:

@@ -270,6 +270,21 @@ def utf8_problem(path, rel, node=None):
     return problem("not valid UTF-8 (truncated character at the end of the file)", file=rel, line=line, node=node)
 
 
+
+def list_pathologies_into(path, result):
+    """List the pathology folders of PATH, adding the ignored entries to RESULT's notes.
+
+    Returns the folder names, or None after adding the problem to RESULT's errors
+    when PATH cannot be listed.
+    """
+    try:
+        names, notes = list_pathologies(path)
+    except DataError as exc:
+        result["errors"].append(problem(str(exc).split(": ", 1)[-1], file=path))
+        return None
+    result["notes"].extend(notes)
+    return names
+
 def inventory(path, read_cdes=False, checksums=True, pathologies=None):
     """Describe a node's data folder for consolidation.
 
@@ -286,12 +301,9 @@ def inventory(path, read_cdes=False, checksums=True, pathologies=None):
     from ansible_collections.mip.federation.plugins.module_utils._cde import read_cde_file
 
     result = {"path": path, "pathologies": {}, "errors": [], "notes": []}
-    try:
-        names, notes = list_pathologies(path)
-    except DataError as exc:
-        result["errors"].append(problem(str(exc).split(": ", 1)[-1], file=path))
+    names = list_pathologies_into(path, result)
+    if names is None:
         return result
-    result["notes"].extend(notes)
     if pathologies:
         names = [n for n in names if n in pathologies]
     for name in names:

@@ -116,9 +116,8 @@ notes:
   elements: str
 """
 
-import os
-
 import grp
+import os
 import pwd
 
 from ansible.module_utils.basic import AnsibleModule
@@ -141,6 +140,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+
     if params["error_limit"] < 1:
         module.fail_json(msg="error_limit must be at least 1")
     # A database renamed into place and then refused by chown would be kept
@@ -153,6 +153,7 @@ def main():
             except KeyError:
                 module.fail_json(msg="%s %r does not exist on this node: create it first (the base role creates "
                                      "the admin user) or set %s to an existing one" % (option, name, option))
+
     result = compile_all(
         params["path"],
         pathologies=params["pathologies"] or None,
@@ -164,12 +165,14 @@ def main():
     )
     # "failed" is Ansible's own flag: the list is returned as failed_pathologies.
     result["failed_pathologies"] = result.pop("failed")
+
     changed = bool(result["compiled"])
     for name, entry in result["pathologies"].items():
         db = os.path.join(params["path"], name, DB_FILE)
         if entry["status"] in ("compiled", "unchanged") and os.path.exists(db):
             file_args = module.load_file_common_arguments(params, path=db)
             changed = module.set_fs_attributes_if_different(file_args, changed)
+
     if result["errors"]:
         which = " for %s" % ", ".join(result["failed_pathologies"]) if result["failed_pathologies"] else ""
         module.fail_json(msg="compiling failed%s: %s" % (which, count_and_list_problems(result["errors"])),
