@@ -270,7 +270,6 @@ def utf8_problem(path, rel, node=None):
     return problem("not valid UTF-8 (truncated character at the end of the file)", file=rel, line=line, node=node)
 
 
-
 def list_pathologies_into(path, result):
     """List the pathology folders of PATH, adding the ignored entries to RESULT's notes.
 
@@ -284,6 +283,7 @@ def list_pathologies_into(path, result):
         return None
     result["notes"].extend(notes)
     return names
+
 
 def inventory(path, read_cdes=False, checksums=True, pathologies=None):
     """Describe a node's data folder for consolidation.
