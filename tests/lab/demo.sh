@@ -35,11 +35,7 @@ install_on_pusher() {
 
 case "${1:-up}" in
   up)
-    bash tests/lab/build-base-image.sh
-    if [[ -x tests/lab/images/build.sh ]]; then
-      bash tests/lab/images/build.sh --save build/lab/images
-    fi
-    echo "== Creating the lab's nodes"
+    echo "== Building the lab's images and creating its nodes"
     "$bin/ansible-playbook" tests/lab/create.yml
     install_on_pusher
     echo "== Deploying the federation from the pusher: ansible-playbook mip.federation.site"
