@@ -709,6 +709,26 @@ def build_database(folder, pathology, cde_path, csvs, null_markers=(), error_lim
             os.unlink(tmp)
 
 
+def _remove_leftovers(folder, name, leftovers, out, check_mode):
+    """Remove the temporary databases an interrupted compile left in FOLDER,
+    whether or not the pathology is compiled again, and list them in
+    ``out["removed"]`` (in CHECK_MODE, those that would be removed)."""
+    for leftover in leftovers:
+        rel = "%s/%s" % (name, leftover)
+        if check_mode:
+            out["removed"].append(rel)
+            continue
+        try:
+            os.unlink(os.path.join(folder, leftover))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            out["notes"].append("%s: left by an interrupted compile, cannot be removed: %s" % (rel, exc.strerror))
+            continue
+        out["removed"].append(rel)
+        out["notes"].append("%s: removed, left by an interrupted compile" % rel)
+
+
 class _ValidateOnly(Exception):
     pass
 
@@ -718,10 +738,12 @@ def compile_all(path, pathologies=None, force=False, null_markers=(), error_limi
     """Compile every pathology folder under PATH (or those in PATHOLOGIES).
 
     Returns ``{"compiled": [...], "unchanged": [...], "failed": [...],
-    "pathologies": {name: {...}}, "notes": [...], "errors": [...]}``. In
-    CHECK_MODE nothing is written and ``compiled`` lists what would be.
+    "removed": [...], "pathologies": {name: {...}}, "notes": [...],
+    "errors": [...]}``. In CHECK_MODE nothing is written and ``compiled`` and
+    ``removed`` list what would be.
     """
-    out = {"compiled": [], "unchanged": [], "failed": [], "pathologies": {}, "notes": [], "errors": []}
+    out = {"compiled": [], "unchanged": [], "failed": [], "pathologies": {}, "notes": [], "errors": [],
+           "removed": []}
     names = list_pathologies_into(path, out)
     if names is None:
         return out
@@ -748,6 +770,7 @@ def compile_all(path, pathologies=None, force=False, null_markers=(), error_limi
                 entry["status"] = "skipped"
                 out["notes"].append("%s: skipped, no %s and no CSV" % (name, CDE_FILE))
             continue
+        _remove_leftovers(folder, name, info["leftovers"], out, check_mode)
         digest = fingerprint(folder, info["cde"], info["csvs"], null_markers, fingerprint_mode)
         entry["fingerprint"] = digest
         stored = stored_build(info["db"])
@@ -764,12 +787,6 @@ def compile_all(path, pathologies=None, force=False, null_markers=(), error_limi
             entry["status"] = "would compile"
             out["compiled"].append(name)
             continue
-        for leftover in info["leftovers"]:
-            try:
-                os.unlink(os.path.join(folder, leftover))
-                out["notes"].append("%s/%s: removed, left by an interrupted compile" % (name, leftover))
-            except OSError:
-                pass
         try:
             built = build_database(folder, name, info["cde"], info["csvs"], null_markers, error_limit, digest)
         except (OSError, sqlite3.Error) as exc:

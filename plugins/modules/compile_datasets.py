@@ -93,6 +93,14 @@ unchanged:
   returned: always
   type: list
   elements: str
+removed:
+  description: >-
+    Temporary databases (C(<pathology>/.datasets.db.*.tmp)) left by an interrupted compile and removed by this
+    run, whether or not their pathology was compiled again (in check mode, those that would be removed).
+  returned: always
+  type: list
+  elements: str
+  sample: [dementia/.datasets.db.k2x9q1.tmp]
 failed_pathologies:
   description: Pathologies that could not be compiled; their previous database is kept.
   returned: always
@@ -110,7 +118,7 @@ errors:
   type: list
   elements: dict
 notes:
-  description: Files and folders that were ignored.
+  description: Files and folders that were ignored, and temporary databases removed.
   returned: always
   type: list
   elements: str
@@ -166,7 +174,7 @@ def main():
     # "failed" is Ansible's own flag: the list is returned as failed_pathologies.
     result["failed_pathologies"] = result.pop("failed")
 
-    changed = bool(result["compiled"])
+    changed = bool(result["compiled"] or result["removed"])
     for name, entry in result["pathologies"].items():
         db = os.path.join(params["path"], name, DB_FILE)
         if entry["status"] in ("compiled", "unchanged") and os.path.exists(db):

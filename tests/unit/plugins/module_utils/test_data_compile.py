@@ -493,6 +493,23 @@ def test_leftovers_of_an_interrupted_compile_are_removed(tmp_path):
     assert sorted(os.listdir(folder)) == ["CDEsMetadata.json", "a.csv", "datasets.db"]
 
 
+def test_leftovers_are_removed_even_when_the_pathology_is_up_to_date(tmp_path):
+    folder = pathology(tmp_path, {"a.csv": GOOD})
+    assert compile_all(str(tmp_path))["removed"] == []
+    leftover = os.path.join(folder, ".datasets.db.k2.tmp")
+    with open(leftover, "w") as handle:
+        handle.write("half a database")
+    checked = compile_all(str(tmp_path), check_mode=True)
+    assert checked["removed"] == ["dementia/.datasets.db.k2.tmp"]
+    assert os.path.exists(leftover)
+    result = compile_all(str(tmp_path))
+    assert result["unchanged"] == ["dementia"]
+    assert result["compiled"] == []
+    assert result["removed"] == ["dementia/.datasets.db.k2.tmp"]
+    assert not os.path.exists(leftover)
+    assert compile_all(str(tmp_path))["removed"] == []
+
+
 def test_an_unwritable_folder_is_reported(tmp_path, monkeypatch):
     pathology(tmp_path, {"a.csv": GOOD})
 

@@ -51,6 +51,19 @@ def test_compile_datasets_twice_then_unchanged_and_check_mode(tmp_path, capsys):
     assert (third["changed"], third["compiled"]) == (True, [])
 
 
+def test_removing_a_leftover_alone_is_a_change_without_compiling(tmp_path, capsys):
+    root = sample_copy(tmp_path, "tbi")
+    run_module(compile_datasets, {"path": root}, capsys)
+    with open(os.path.join(root, "tbi", ".datasets.db.zz.tmp"), "w") as handle:
+        handle.write("half a database")
+    checked = run_module(compile_datasets, {"path": root}, capsys, check_mode=True)
+    assert (checked["changed"], checked["compiled"], checked["removed"]) == (True, [], ["tbi/.datasets.db.zz.tmp"])
+    out = run_module(compile_datasets, {"path": root}, capsys)
+    assert (out["changed"], out["compiled"], out["removed"]) == (True, [], ["tbi/.datasets.db.zz.tmp"])
+    again = run_module(compile_datasets, {"path": root}, capsys)
+    assert (again["changed"], again["removed"]) == (False, [])
+
+
 def test_compile_datasets_fails_with_every_problem(tmp_path, capsys):
     root = sample_copy(tmp_path, "tbi")
     with open(os.path.join(root, "tbi", "bad.csv"), "w") as handle:
