@@ -426,6 +426,12 @@ def consolidate_federation(inventories, cdes, keep_absent=False, allow_shared=()
         except DataError as exc:
             errors.append(problem(str(exc)))
             continue
+        # The rules compile applies (with numbers read as numbers): a CDE it
+        # would refuse is reported here, before any node receives it.
+        schema_errors = check_schema(parse_cde_text(source["text"], rel), rel)[1]
+        if schema_errors:
+            errors.extend(schema_errors)
+            continue
         if doc.get("code") != name:
             warnings.append("%s: the CDE code %r differs from its folder name %r; exareme names the "
                             "pathology after the folder" % (rel, doc.get("code"), name))

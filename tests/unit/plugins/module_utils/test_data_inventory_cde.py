@@ -298,6 +298,23 @@ def test_a_consolidated_file_stays_byte_identical_on_rerun(tmp_path):
     assert second["pathologies"][0]["content"] == written
 
 
+def test_a_tab_indented_cde_keeps_its_tabs_when_consolidation_changes_it():
+    with open(os.path.join(SAMPLE, "tbi", "CDEsMetadata.json"), encoding="utf-8") as handle:
+        spaced = handle.read()
+    tabbed = json.dumps(json.loads(spaced), indent="\t", ensure_ascii=False) + "\n"
+    inventories = {"wk1": {"pathologies": {"tbi": {"files": [
+        {"name": "a.csv", "file": "tbi/a.csv", "columns": ["dataset"], "datasets": {"dummy_tbi": 3, "x2": 1}}]}}}}
+    result = consolidate_federation(inventories, {"tbi": {"text": tabbed, "file": "ms:tbi"}})
+    assert result["errors"] == []
+    written = result["pathologies"][0]["content"]
+    assert result["pathologies"][0]["changed"] is True
+    # Only the added enumeration's lines differ: every other line is kept.
+    old_lines, new_lines = tabbed.splitlines(), written.splitlines()
+    assert all(line in new_lines for line in old_lines if '"dummy_tbi"' not in line)
+    assert not any(line.startswith(" ") for line in new_lines)
+    assert len(new_lines) - len(old_lines) == 4  # one enumeration object: {, code, label, }
+
+
 def test_an_up_to_date_source_is_returned_as_read():
     text = "\n" + json.dumps(cde_doc(), indent=4)  # not our style: kept as it is
     inventories = {"wk1": {"pathologies": {"dementia": {"files": [
@@ -360,6 +377,20 @@ def test_errors_name_node_file_and_column(tmp_path):
         "wk1: dementia/a.csv, column 'mystery': no CDE variable of pathology 'dementia' defines this column",
     ]
     assert result["errors"][1]["node"] == "wk1" and result["errors"][1]["column"] == "mystery"
+
+
+def test_a_cde_that_compile_would_refuse_is_reported_and_not_written(tmp_path):
+    bad = [{"code": "score", "label": "Score", "sql_type": "real", "isCategorical": False,
+            "minValue": 10.5, "maxValue": 2.25},
+           {"code": "kind", "label": "Kind", "sql_type": "varchar", "isCategorical": False}]
+    inventories, cdes = fed(tmp_path, {"wk1": {"dementia/a.csv": "dataset,age\nppmi,3\n"}},
+                            {"dementia": cde_doc(extra=bad)})
+    result = consolidate_federation(inventories, cdes)
+    messages = [e["msg"] for e in result["errors"]]
+    assert any("variable 'score': minValue 10.5 is greater than maxValue 2.25" in m for m in messages), messages
+    assert any("variable 'kind': sql_type 'varchar' is not one of int, real, text" in m for m in messages), messages
+    assert all(e["file"] == cdes["dementia"]["file"] for e in result["errors"])
+    assert result["pathologies"] == []  # ppmi is not added: nothing is written
 
 
 def test_a_dataset_on_two_workers_is_an_error_unless_allowed(tmp_path):
