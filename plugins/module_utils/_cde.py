@@ -426,8 +426,8 @@ def consolidate_federation(inventories, cdes, keep_absent=False, allow_shared=()
         except DataError as exc:
             errors.append(problem(str(exc)))
             continue
-        # The rules compile applies (with numbers read as numbers): a CDE it
-        # would refuse is reported here, before any node receives it.
+        # Apply compile's schema rules, on numbers parsed as numbers, so that a
+        # CDE that compile would reject is reported before any node gets it.
         schema_errors = check_schema(parse_cde_text(source["text"], rel), rel)[1]
         if schema_errors:
             errors.extend(schema_errors)

@@ -493,7 +493,7 @@ def test_leftovers_of_an_interrupted_compile_are_removed(tmp_path):
     assert sorted(os.listdir(folder)) == ["CDEsMetadata.json", "a.csv", "datasets.db"]
 
 
-def test_leftovers_are_removed_even_when_the_pathology_is_up_to_date(tmp_path):
+def test_leftovers_removed_when_up_to_date(tmp_path):
     folder = pathology(tmp_path, {"a.csv": GOOD})
     assert compile_all(str(tmp_path))["removed"] == []
     leftover = os.path.join(folder, ".datasets.db.k2.tmp")

@@ -298,7 +298,7 @@ def test_a_consolidated_file_stays_byte_identical_on_rerun(tmp_path):
     assert second["pathologies"][0]["content"] == written
 
 
-def test_a_tab_indented_cde_keeps_its_tabs_when_consolidation_changes_it():
+def test_consolidate_keeps_tab_indentation():
     with open(os.path.join(SAMPLE, "tbi", "CDEsMetadata.json"), encoding="utf-8") as handle:
         spaced = handle.read()
     tabbed = json.dumps(json.loads(spaced), indent="\t", ensure_ascii=False) + "\n"
@@ -379,7 +379,7 @@ def test_errors_name_node_file_and_column(tmp_path):
     assert result["errors"][1]["node"] == "wk1" and result["errors"][1]["column"] == "mystery"
 
 
-def test_a_cde_that_compile_would_refuse_is_reported_and_not_written(tmp_path):
+def test_consolidate_rejects_invalid_cde_schema(tmp_path):
     bad = [{"code": "score", "label": "Score", "sql_type": "real", "isCategorical": False,
             "minValue": 10.5, "maxValue": 2.25},
            {"code": "kind", "label": "Kind", "sql_type": "varchar", "isCategorical": False}]

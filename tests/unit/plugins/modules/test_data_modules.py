@@ -51,7 +51,7 @@ def test_compile_datasets_twice_then_unchanged_and_check_mode(tmp_path, capsys):
     assert (third["changed"], third["compiled"]) == (True, [])
 
 
-def test_removing_a_leftover_alone_is_a_change_without_compiling(tmp_path, capsys):
+def test_leftover_removal_is_a_change(tmp_path, capsys):
     root = sample_copy(tmp_path, "tbi")
     run_module(compile_datasets, {"path": root}, capsys)
     with open(os.path.join(root, "tbi", ".datasets.db.zz.tmp"), "w") as handle:
