@@ -57,11 +57,22 @@ WantedBy=multi-user.target
 UNIT
 chroot "$rootfs" systemctl enable lab-ssh-host-keys.service >/dev/null 2>&1
 
-echo 'deb http://deb.debian.org/debian trixie main' >"$rootfs/etc/apt/sources.list"
-rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+echo "deb $mirror trixie main" >"$rootfs/etc/apt/sources.list"
+rm -f "$rootfs"/var/lib/apt/lists/debootstrap.invalid_*
+# The host's resolv.conf serves this one update only, because Docker gives
+# each container its own.
+cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+chroot "$rootfs" apt-get update -qq >>/var/tmp/mip-lab-debootstrap.log 2>&1 || {
+  echo "apt-get update failed inside the image: read /var/tmp/mip-lab-debootstrap.log" >&2
+  exit 1
+}
+rm -f "$rootfs/etc/resolv.conf"
+rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin \
+  "$rootfs"/var/lib/apt/periodic/update-success-stamp
 : >"$rootfs/etc/machine-id"
-# The package lists were removed: an old time stamp makes apt modules that
-# honour a cache age fetch them again.
+# The package lists are kept, as on an installed server, so that a check-mode
+# run (which never updates them) can resolve packages. An old time stamp makes
+# apt modules that honour a cache age fetch them again on a real run.
 touch -d @0 "$rootfs/var/lib/apt/lists"
 
 tar -C "$rootfs" -c . | docker import \
