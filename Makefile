@@ -45,6 +45,10 @@ venv: $(BIN)/ansible-playbook
 collection:
 	mkdir -p $(dir $(COLLECTION))
 	ln -sfn $(CURDIR) $(COLLECTION)
+	if [[ -e $(HOME)/.ansible/collections/ansible_collections/mip/federation ]]; then \
+	  echo "WARNING: $(HOME)/.ansible/collections/ansible_collections/mip/federation is searched before" \
+	       "this checkout by ansible-lint, so it tests that copy: remove it." >&2; \
+	fi
 
 # The collection archive to install on a pusher: build/dist/mip-federation-<version>.tar.gz
 dist: venv
