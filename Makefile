@@ -15,12 +15,12 @@ export PYTHONPATH := $(COLLECTIONS)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR ?= 0
 
-.PHONY: help deps venv collection dist unit lint sanity molecule test demo demo-down status bench clean
+.PHONY: help deps venv collection dist unit lint sanity labtests molecule test demo demo-down status bench clean
 
 help:
 	@echo "make demo       bring up the lab federation and deploy it from the pusher"
 	@echo "make demo-down  remove the lab federation"
-	@echo "make test       unit tests, ansible-lint, ansible-test sanity, Molecule"
+	@echo "make test       unit tests, ansible-lint, ansible-test sanity, lab tests, Molecule"
 	@echo "make status     print the lab federation's status"
 	@echo "make dist       build the collection archive into build/dist/"
 	@echo "make bench      benchmarks (see docs/benchmarks.md)"
@@ -66,7 +66,15 @@ sanity: venv
 molecule: deps venv collection
 	$(BIN)/molecule test -s federation
 
-test: unit lint sanity molecule
+# Lab tests of single roles and images (ui, registry, stand-ins): each starts
+# containers of its own. The images are built first, because the tests skip
+# themselves when an image is missing.
+labtests: deps venv collection
+	bash tests/lab/build-base-image.sh
+	bash tests/lab/images/build.sh
+	MIP_LAB_DOCKER_TESTS=1 $(BIN)/pytest -q -rs tests/integration/ui tests/integration/registry tests/integration/lab_images
+
+test: unit lint sanity labtests molecule
 
 demo: deps venv collection
 	bash tests/lab/demo.sh up
