@@ -309,15 +309,18 @@ def _split_lines(text, width, dataset_index, counts):
     another width, and adds the rows of each dataset code to COUNTS.
     """
     shape = text.encode("utf-8").translate(None, _NOT_SHAPE)
+    # The shape cannot tell a CRLF pair from a lone CR followed by text and a
+    # line break ("4\r0\n"), which csv.reader reads as two rows: count in TEXT.
+    lone_cr = text.count("\r") != text.count("\r\n")
     commas = b"," * (width - 1)
     if width > 1 and shape[width - 1:width] == b"\n" and shape == (commas + b"\n") * (len(shape) // width):
         values = text[:-1].replace("\n", ",").split(",")
-    elif width > 1 and shape == (commas + b"\r\n") * (len(shape) // (width + 1)):
+    elif width > 1 and not lone_cr and shape == (commas + b"\r\n") * (len(shape) // (width + 1)):
         values = text[:-2].replace("\r\n", ",").split(",")
     else:
         # Empty lines, mixed line breaks, a width-1 file (whose empty line
         # has the shape of a row) or a wrong row: line by line.
-        if b'"' in shape or b"\x00" in shape or shape.count(b"\r") != shape.count(b"\r\n"):
+        if b'"' in shape or b"\x00" in shape or lone_cr:
             return None
         lines = list(filter(None, text.replace("\r\n", "\n").split("\n")))
         if not lines:

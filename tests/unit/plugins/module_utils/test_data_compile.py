@@ -585,6 +585,12 @@ def read_value_blocks(text, width=2):
     "a,b\n1,2\n3,4\x00\n5,6\n",
     "a,b\n1,2\n3,4\r",
     'a,b\n1,2\n3,"4"',
+    # A lone CR followed by text and a line break has the shape of a CRLF pair.
+    "a,b\n1,2\r3\n",
+    "a,b\n1,a\rb\n",
+    "a,b\n1,a\rb\n2,c\n",
+    "a,b\r\n1,4\r0\r\n",
+    "a,b\n,\rx",
 ])
 @pytest.mark.parametrize("block", [1, 3, 7, 64, 1 << 20])
 def test_value_blocks_equal_csv_reader(monkeypatch, text, block):
