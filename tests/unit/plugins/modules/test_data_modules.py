@@ -245,3 +245,27 @@ def test_compile_datasets_unknown_owner_fails_before_building(tmp_path, capsys):
     assert out["msg"] == ("owner 'nosuchuser' does not exist on this node: create it first (the base role "
                           "creates the admin user) or set owner to an existing one")
     assert not os.path.exists(os.path.join(root, "tbi", "datasets.db"))
+
+
+@pytest.mark.skipif(not os.path.exists(ANSIBLE_PLAYBOOK), reason="ansible-playbook is not installed")
+@pytest.mark.skipif(not os.path.isdir(os.path.join(collections_path(), "ansible_collections", "mip", "federation")),
+                    reason="the collection is not installed at build/collections (make collection)")
+def test_consolidate_stops_on_unreachable_node(tmp_path):
+    inventory = lab(tmp_path)
+    with open(inventory) as handle:
+        hosts = json.load(handle)
+    # Nothing listens on port 1 of the loopback address: wk2 is unreachable.
+    hosts["all"]["children"]["federation"]["children"]["workers"]["hosts"]["wk2"].update(
+        {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 1})
+    with open(inventory, "w") as handle:
+        json.dump(hosts, handle)
+    before = open(str(tmp_path / "ms" / "fed" / "dementia" / "CDEsMetadata.json"), "rb").read()
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path(), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_HOST_KEY_CHECKING="0")
+    done = subprocess.run([ANSIBLE_PLAYBOOK, "-i", inventory, os.path.join(REPO, "playbooks", "consolidate.yml")],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env,
+                          check=False)
+    assert done.returncode != 0
+    assert "No inventory from wk2" in done.stdout
+    assert "TASK [Consolidate the dataset enumerations]" not in done.stdout
+    assert open(str(tmp_path / "ms" / "fed" / "dementia" / "CDEsMetadata.json"), "rb").read() == before
