@@ -24,6 +24,11 @@ from ansible_collections.mip.federation.plugins.module_utils._csv_data import (
 )
 
 SQL_TYPES = ("int", "real", "text")
+# SQLite's INTEGER range, and its default maximum number of columns in a
+# table (SQLITE_MAX_COLUMN, https://www.sqlite.org/limits.html).
+MIN_INTEGER = -(2 ** 63)
+MAX_INTEGER = 2 ** 63 - 1
+MAX_COLUMNS = 2000
 
 
 # --------------------------------------------------------------------------
@@ -173,6 +178,7 @@ def check_schema(doc, rel):
     columns = []
     errors = []
     seen = set()
+    seen_folded = set()
     for index, variable in enumerate(walk_variables(doc), 1):
         if not isinstance(variable, dict):
             errors.append(problem("variable #%d is not a JSON object" % index, file=rel))
@@ -185,10 +191,12 @@ def check_schema(doc, rel):
         def bad(message, code=code):
             errors.append(problem("variable %r: %s" % (code, message), file=rel))
 
-        if code in seen:
-            bad("defined twice")
+        if code.lower() in seen_folded:
+            # SQLite column names ignore case, so "age" and "AGE" clash too.
+            bad("defined twice (variable codes are compared without case)")
             continue
         seen.add(code)
+        seen_folded.add(code.lower())
         label = variable.get("label")
         if not isinstance(label, str):
             bad("no label (a string is required)")
@@ -224,7 +232,7 @@ def check_schema(doc, rel):
                     bad("enumeration code %r is not a valid %s" % (value, kind))
                     continue
                 enumerations.append(value)
-        if categorical and enumerations is None:
+        if categorical and (enumerations is None or variable["enumerations"] == []):
             bad("categorical but has no enumerations")
             continue
         low_key, low = _bound(variable, "minValue", "min")
@@ -235,6 +243,11 @@ def check_schema(doc, rel):
             bound_problem = _bound_problem(low_key, low) or _bound_problem(high_key, high)
             if bound_problem:
                 bad(bound_problem)
+                continue
+            too_large = [key for key, value in ((low_key, low), (high_key, high))
+                         if isinstance(value, int) and not MIN_INTEGER <= value <= MAX_INTEGER]
+            if too_large:
+                bad("%s must fit in a 64-bit integer (%d to %d)" % (too_large[0], MIN_INTEGER, MAX_INTEGER))
                 continue
             if low is not None and high is not None and low > high:
                 bad("%s %r is greater than %s %r" % (low_key, low, high_key, high))
@@ -249,6 +262,9 @@ def check_schema(doc, rel):
             "min": low,
             "max": high,
         })
+    if len(columns) > MAX_COLUMNS:
+        errors.append(problem("%d variables: a SQLite table holds at most %d columns" % (len(columns), MAX_COLUMNS),
+                              file=rel))
     dataset = [c for c in columns if c["code"] == DATASET_COLUMN]
     if DATASET_COLUMN not in seen:
         errors.append(problem("no %r variable: exareme needs it to tell datasets apart" % DATASET_COLUMN, file=rel))

@@ -200,11 +200,27 @@ def test_invalid_json_names_file_line_and_column():
       "enumerations": [{"code": "a,b", "label": "AB"}]}, "variable 'x': enumeration code 'a,b' contains a comma"),
     ({"code": "x", "label": "X", "sql_type": "int", "isCategorical": True,
       "enumerations": [{"code": "one", "label": "1"}]}, "variable 'x': enumeration code 'one' is not a valid int"),
-    ({"code": "age", "label": "Again", "sql_type": "int", "isCategorical": False}, "variable 'age': defined twice"),
+    ({"code": "age", "label": "Again", "sql_type": "int", "isCategorical": False},
+     "variable 'age': defined twice (variable codes are compared without case)"),
+    ({"code": "AGE", "label": "Again", "sql_type": "int", "isCategorical": False},
+     "variable 'AGE': defined twice (variable codes are compared without case)"),
+    ({"code": "x", "label": "X", "sql_type": "text", "isCategorical": True, "enumerations": []},
+     "variable 'x': categorical but has no enumerations"),
+    ({"code": "x", "label": "X", "sql_type": "int", "isCategorical": False, "maxValue": 2 ** 70},
+     "variable 'x': maxValue must fit in a 64-bit integer (-9223372036854775808 to 9223372036854775807)"),
+    ({"code": "x", "label": "X", "sql_type": "real", "isCategorical": False, "minValue": -(2 ** 63) - 1},
+     "variable 'x': minValue must fit in a 64-bit integer (-9223372036854775808 to 9223372036854775807)"),
 ])
 def test_check_schema_reports_each_bad_variable(variable, message):
     _columns, errors = check_schema(cde_doc(extra=[variable]), "p/CDEsMetadata.json")
     assert [e["msg"] for e in errors] == ["p/CDEsMetadata.json: " + message]
+
+
+def test_check_schema_rejects_too_many_columns():
+    many = [{"code": "v%d" % i, "label": "V", "sql_type": "int", "isCategorical": False} for i in range(2000)]
+    _columns, errors = check_schema(cde_doc(extra=many), "p/CDEsMetadata.json")
+    assert [e["msg"] for e in errors] == [
+        "p/CDEsMetadata.json: 2003 variables: a SQLite table holds at most 2000 columns"]
 
 
 @pytest.mark.parametrize("bounds, message", [
