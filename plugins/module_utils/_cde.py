@@ -13,6 +13,7 @@ datasets apart; its enumerations must list the datasets of the federation.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import math
 import re
@@ -460,7 +461,7 @@ def consolidate_federation(inventories, cdes, keep_absent=False, allow_shared=()
         if not nodes:
             warnings.append("pathology %r: no node holds data for it; its CDE is left as it is" % name)
             result["pathologies"].append({
-                "pathology": name, "content": source["text"], "changed": False, "source": rel,
+                "pathology": name, "content": source["text"], "changed": False, "diff": "", "source": rel,
                 "added": [], "removed": [], "relabelled": [], "nodes": [],
             })
             continue
@@ -485,10 +486,15 @@ def consolidate_federation(inventories, cdes, keep_absent=False, allow_shared=()
             errors.append(problem(str(exc), file=rel))
             continue
         changed = new_doc != doc
+        content = serialise(new_doc, like=source["text"]) if changed else source["text"]
         result["pathologies"].append({
             "pathology": name,
-            "content": serialise(new_doc, like=source["text"]) if changed else source["text"],
+            "content": content,
             "changed": changed,
+            # Ansible skips the diff of a file over 100 KiB, which the sample
+            # CDEs are, so the playbook shows this one under --diff.
+            "diff": "".join(difflib.unified_diff(source["text"].splitlines(True), content.splitlines(True),
+                                                 rel, rel + " (consolidated)")) if changed else "",
             "source": rel,
             "added": changes["added"],
             "removed": changes["removed"],

@@ -77,8 +77,9 @@ RETURN = r"""
 consolidated:
   description: >-
     One entry per pathology that has CDEs: C(pathology), C(content) (the CDE text to write), C(changed) (the
-    content differs from the source), C(added), C(removed), C(relabelled) (dataset codes), C(nodes) (the nodes
-    holding its data) and C(source) (where the CDE was read).
+    content differs from the source), C(diff) (a unified diff from the source to the content, empty when
+    unchanged), C(added), C(removed), C(relabelled) (dataset codes), C(nodes) (the nodes holding its data) and
+    C(source) (where the CDE was read).
   returned: success
   type: list
   elements: dict

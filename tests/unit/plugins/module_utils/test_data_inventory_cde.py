@@ -309,8 +309,12 @@ def test_a_consolidated_file_stays_byte_identical_on_rerun(tmp_path):
     assert first["pathologies"][0]["changed"] is True
     assert first["pathologies"][0]["added"] == ["x2"]
     assert '"maxValue": 36.00,' in written  # numbers stay as they were written
+    diff = first["pathologies"][0]["diff"].splitlines()
+    assert diff[:2] == ["--- ms:tbi", "+++ ms:tbi (consolidated)"]
+    assert [line for line in diff if line.startswith("+") and "x2" in line] == ['+          "code": "x2",']
     second = consolidate_federation(inventories, {"tbi": {"text": written, "file": "ms:tbi"}})
     assert second["pathologies"][0]["changed"] is False
+    assert second["pathologies"][0]["diff"] == ""
     assert second["pathologies"][0]["content"] == written
 
 
