@@ -47,6 +47,23 @@ def _keep_real(literal):
     return _REAL_MARK + literal
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_without_duplicate_keys(pairs):
+    """Build a JSON object, raising _DuplicateKey when a key appears twice:
+    json.loads would keep the last value silently."""
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            where = dict(pairs).get("code")
+            raise _DuplicateKey("key %r appears twice in one object%s" % (
+                key, " (the object with code %r)" % where if isinstance(where, str) else ""))
+        result[key] = value
+    return result
+
+
 def parse_cde_text(text, rel, keep_literals=False):
     """Parse a CDE document; invalid JSON raises DataError naming the file,
     line and column. With KEEP_LITERALS, real numbers are kept as written
@@ -54,7 +71,10 @@ def parse_cde_text(text, rel, keep_literals=False):
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        doc = json.loads(text, parse_float=_keep_real if keep_literals else None)
+        doc = json.loads(text, parse_float=_keep_real if keep_literals else None,
+                         object_pairs_hook=_object_without_duplicate_keys)
+    except _DuplicateKey as exc:
+        raise DataError("%s: %s" % (rel, exc))
     except ValueError as exc:
         line = getattr(exc, "lineno", None)
         col = getattr(exc, "colno", None)
@@ -334,6 +354,8 @@ def dataset_code_problem(code):
         return "has leading or trailing spaces"
     if "," in code:
         return "contains a comma (exareme joins enumeration codes with commas)"
+    if any(ord(char) < 32 or ord(char) == 127 for char in code):
+        return "contains a control character such as a line break or a tab"
     return None
 
 

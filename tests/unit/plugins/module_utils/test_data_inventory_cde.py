@@ -184,6 +184,14 @@ def test_invalid_json_names_file_line_and_column():
     assert str(err.value) == "ms:tbi/CDEsMetadata.json: invalid JSON at line 2, column 11: Expecting value"
 
 
+def test_duplicate_json_key_names_key_and_object():
+    text = '{"code": "tbi", "variables": [{"code": "age", "maxValue": 130, "maxValue": 5}]}'
+    with pytest.raises(DataError) as err:
+        parse_cde_text(text, "ms:tbi/CDEsMetadata.json")
+    assert str(err.value) == ("ms:tbi/CDEsMetadata.json: key 'maxValue' appears twice in one object "
+                              "(the object with code 'age')")
+
+
 @pytest.mark.parametrize("variable, message", [
     ({"code": "x", "label": "X", "isCategorical": False}, "variable 'x': sql_type None is not one of int, real, text"),
     ({"code": "x", "label": "X", "sql_type": "float", "isCategorical": False},
@@ -467,6 +475,16 @@ def test_a_dataset_code_with_a_comma_is_an_error(tmp_path):
     assert [e["msg"] for e in consolidate_federation(inventories, cdes)["errors"]] == [
         "wk1: dementia/a.csv, column 'dataset': dataset code 'a,b' contains a comma "
         "(exareme joins enumeration codes with commas)"]
+
+
+def test_dataset_code_with_line_break_is_an_error(tmp_path):
+    inventories, cdes = fed(tmp_path, {"wk1": {"dementia/a.csv": 'dataset\n"x\ny"\n"t\tab"\n'}},
+                            {"dementia": cde_doc()})
+    assert [e["msg"] for e in consolidate_federation(inventories, cdes)["errors"]] == [
+        "wk1: dementia/a.csv, column 'dataset': dataset code 't\\tab' contains a control character such as a line "
+        "break or a tab",
+        "wk1: dementia/a.csv, column 'dataset': dataset code 'x\\ny' contains a control character such as a line "
+        "break or a tab"]
 
 
 # ---------------------------------------------------------------- sample data
