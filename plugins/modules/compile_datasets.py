@@ -183,8 +183,13 @@ def main():
 
     if result["errors"]:
         which = " for %s" % ", ".join(result["failed_pathologies"]) if result["failed_pathologies"] else ""
-        module.fail_json(msg="compiling failed%s: %s" % (which, count_and_list_problems(result["errors"])),
-                         changed=changed, **result)
+        msg = "compiling failed%s: %s" % (which, count_and_list_problems(result["errors"]))
+        stopped = sorted(name for name, entry in result["pathologies"].items()
+                         if len(entry.get("errors") or []) >= params["error_limit"])
+        if stopped:
+            msg += ("\nChecking stopped at error_limit (%d) for %s: later rows and files were not checked."
+                    % (params["error_limit"], ", ".join(stopped)))
+        module.fail_json(msg=msg, changed=changed, **result)
     module.exit_json(changed=changed, **result)
 
 

@@ -77,6 +77,10 @@ def test_compile_datasets_fails_with_every_problem(tmp_path, capsys):
         "dummy_tbi\n"
         "tbi/bad.csv, line 3, column 'age_value', value 'x': expected an integer (sql_type int)")
     assert not os.path.exists(os.path.join(root, "tbi", "datasets.db"))
+    limited = run_module(compile_datasets, {"path": root, "error_limit": 2}, capsys)
+    assert limited["msg"].startswith("compiling failed for tbi: 2 problem(s):\n")
+    assert limited["msg"].endswith(
+        "\nChecking stopped at error_limit (2) for tbi: later rows and files were not checked.")
 
 
 def test_data_inventory_module(tmp_path, capsys):
