@@ -124,6 +124,13 @@ def classify_folder(folder, pathology):
             info["leftovers"].append(name)
         elif is_csv_name(name) and entry.is_file():
             info["csvs"].append(name)
+        elif is_csv_name(name):
+            info["notes"].append("%s: ignored, not a regular file (a broken link?)" % rel)
+        elif name.startswith(".") and name.endswith(".csv"):
+            info["notes"].append("%s: ignored, a hidden file" % rel)
+        elif name.lower().endswith(".csv"):
+            info["notes"].append("%s: ignored, exareme reads only names ending in lower-case .csv: rename it"
+                                 % rel)
         else:
             info["notes"].append("%s: ignored, not a .csv file, %s or %s" % (rel, CDE_FILE, DB_FILE))
     return info

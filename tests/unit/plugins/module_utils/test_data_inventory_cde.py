@@ -125,6 +125,8 @@ def test_inventory_lists_sizes_checksums_and_notes(tmp_path):
     write(str(tmp_path / "dementia" / "edsd.csv"), text)
     write(str(tmp_path / "dementia" / "notes.txt"), "hello")
     write(str(tmp_path / "dementia" / "old.CSV"), "x")
+    write(str(tmp_path / "dementia" / ".draft.csv"), "x")
+    os.symlink(str(tmp_path / "missing.csv"), str(tmp_path / "dementia" / "moved.csv"))
     os.makedirs(str(tmp_path / "dementia" / "archive"))
     write(str(tmp_path / "README"), "top")
     write(str(tmp_path / ".hidden" / "x.csv"), "x")
@@ -140,9 +142,11 @@ def test_inventory_lists_sizes_checksums_and_notes(tmp_path):
     assert entry["cde"] is None
     assert result["notes"] == [
         "README: ignored, not a pathology folder",
+        "dementia/.draft.csv: ignored, a hidden file",
         "dementia/archive: ignored, a folder inside a pathology folder",
+        "dementia/moved.csv: ignored, not a regular file (a broken link?)",
         "dementia/notes.txt: ignored, not a .csv file, CDEsMetadata.json or datasets.db",
-        "dementia/old.CSV: ignored, not a .csv file, CDEsMetadata.json or datasets.db",
+        "dementia/old.CSV: ignored, exareme reads only names ending in lower-case .csv: rename it",
     ]
     assert result["errors"] == []
 
