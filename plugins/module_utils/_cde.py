@@ -125,7 +125,12 @@ def serialise(doc, like=None):
     indent, newline = text_style(like) if like is not None else ("  ", True)
     lead = like[:len(like) - len(like.lstrip())] if like else ""
     text = lead + json.dumps(doc, indent=indent, ensure_ascii=False) + ("\n" if newline else "")
-    return _REAL_PATTERN.sub(lambda m: m.group(1), text)
+    text = _REAL_PATTERN.sub(lambda m: m.group(1), text)
+    if like and "\r\n" in like:
+        # json.dumps escapes line breaks inside strings, so every one left
+        # separates lines.
+        text = text.replace("\n", "\r\n")
+    return text
 
 
 # --------------------------------------------------------------------------
@@ -291,6 +296,7 @@ def check_schema(doc, rel):
         errors.append(problem("no %r variable: exareme needs it to tell datasets apart" % DATASET_COLUMN, file=rel))
     elif dataset and dataset[0]["type"] != "text":
         errors.append(problem("variable %r must have sql_type text" % DATASET_COLUMN, file=rel))
+
     return columns, errors
 
 
@@ -507,6 +513,12 @@ def consolidate_federation(inventories, cdes, keep_absent=False, allow_shared=()
         except DataError as exc:
             errors.append(problem(str(exc), file=rel))
             continue
+        if changes["removed"]:
+            # A node whose disk is not mounted looks like one without data:
+            # say what is dropped, because the labels go with the codes.
+            warnings.append("%s: dataset code(s) %s found on no node are removed with their labels; set "
+                            "mip_consolidate_keep_absent_datasets to keep them"
+                            % (rel, ", ".join(changes["removed"])))
         changed = new_doc != doc
         content = serialise(new_doc, like=source["text"]) if changed else source["text"]
         result["pathologies"].append({

@@ -347,6 +347,26 @@ def test_consolidate_keeps_tab_indentation():
     assert len(new_lines) - len(old_lines) == 4  # one enumeration object: {, code, label, }
 
 
+def test_consolidate_keeps_crlf_line_endings():
+    with open(os.path.join(SAMPLE, "tbi", "CDEsMetadata.json"), encoding="utf-8") as handle:
+        crlf = handle.read().replace("\n", "\r\n")
+    inventories = {"wk1": {"pathologies": {"tbi": {"files": [
+        {"name": "a.csv", "file": "tbi/a.csv", "columns": ["dataset"], "datasets": {"dummy_tbi": 3, "x2": 1}}]}}}}
+    result = consolidate_federation(inventories, {"tbi": {"text": crlf, "file": "ms:tbi"}})
+    written = result["pathologies"][0]["content"]
+    assert written.count("\n") == written.count("\r\n")
+    assert len(written.splitlines()) - len(crlf.splitlines()) == 4  # one enumeration object
+
+
+def test_removed_codes_are_warned_about(tmp_path):
+    inventories, cdes = fed(tmp_path, {"wk1": {"dementia/a.csv": "dataset\nedsd\n"}},
+                            {"dementia": cde_doc(datasets=[("edsd", "EDSD"), ("ppmi", "PPMI")])})
+    result = consolidate_federation(inventories, cdes)
+    assert result["pathologies"][0]["removed"] == ["ppmi"]
+    assert ("ms:dementia/CDEsMetadata.json: dataset code(s) ppmi found on no node are removed with their "
+            "labels; set mip_consolidate_keep_absent_datasets to keep them") in result["warnings"]
+
+
 def test_an_up_to_date_source_is_returned_as_read():
     text = "\n" + json.dumps(cde_doc(), indent=4)  # not our style: kept as it is
     inventories = {"wk1": {"pathologies": {"dementia": {"files": [
@@ -537,7 +557,9 @@ def test_edge_longitudinal_dementia_consolidates_with_a_warning(tmp_path):
     assert result["errors"] == []
     assert result["warnings"] == [
         "ms:x: the CDE code 'dementia_longitudinal' differs from its folder name 'longitudinal_dementia'; "
-        "exareme names the pathology after the folder"]
+        "exareme names the pathology after the folder",
+        "ms:x: dataset code(s) edsd, fake_longitudinal, ppmi found on no node are removed with their labels; "
+        "set mip_consolidate_keep_absent_datasets to keep them"]
     entry = result["pathologies"][0]
     assert (entry["added"], entry["removed"]) == ([], ["edsd", "fake_longitudinal", "ppmi"])
     before = parse_cde_text(cde["text"], "x")
