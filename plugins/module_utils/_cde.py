@@ -25,8 +25,8 @@ from ansible_collections.mip.federation.plugins.module_utils._csv_data import (
 )
 
 SQL_TYPES = ("int", "real", "text")
-# SQLite's INTEGER range, and its default maximum number of columns in a
-# table (SQLITE_MAX_COLUMN, https://www.sqlite.org/limits.html).
+# SQLite's INTEGER range, and its maximum number of columns in a table
+# (SQLITE_MAX_COLUMN, 2000 unless SQLite was built with another value).
 MIN_INTEGER = -(2 ** 63)
 MAX_INTEGER = 2 ** 63 - 1
 MAX_COLUMNS = 2000
