@@ -514,8 +514,8 @@ def consolidate_federation(inventories, cdes, keep_absent=False, allow_shared=()
             errors.append(problem(str(exc), file=rel))
             continue
         if changes["removed"]:
-            # A node whose disk is not mounted looks like one without data:
-            # say what is dropped, because the labels go with the codes.
+            # A node whose data disk is not mounted looks like a node without
+            # data, and the labels are dropped with the codes, so warn.
             warnings.append("%s: dataset code(s) %s found on no node are removed with their labels; set "
                             "mip_consolidate_keep_absent_datasets to keep them"
                             % (rel, ", ".join(changes["removed"])))

@@ -206,10 +206,10 @@ def changed(report, name):
 def test_consolidate_then_compile_playbooks(tmp_path):
     inventory = lab(tmp_path)
     checked = playbook(inventory, "consolidate.yml", "--check", "--diff")
-    shown = dict((r["item"]["pathology"], r["msg"])
+    diffs = dict((r["item"]["pathology"], r["msg"])
                  for r in results(checked, "Show the changes of the consolidated CDEs")["pusher"]["results"])
-    assert sorted(shown) == ["tbi"]
-    assert [line for line in shown["tbi"] if line.startswith("+") and "extra_tbi" in line] == [
+    assert sorted(diffs) == ["tbi"]
+    assert [line for line in diffs["tbi"] if line.startswith("+") and "extra_tbi" in line] == [
         '+          "code": "extra_tbi",']
     report = playbook(inventory, "consolidate.yml")
     structure = results(report, "Publish the federation's data structure")["pusher"]["ansible_facts"]
